@@ -1,0 +1,57 @@
+"""capsim: capacity planning for web systems by simulation, with an analytic twin."""
+
+from dataclasses import replace
+
+from capsim.dists import (
+    Deterministic,
+    Distribution,
+    Empirical,
+    Erlang,
+    Exponential,
+    Gamma,
+    HyperExponential,
+    LogNormal,
+)
+from capsim.engine import Network, RunResult, simulate
+from capsim.errors import ModelError
+from capsim.experiment import Replications, replicate
+from capsim.model import (
+    Branch,
+    Call,
+    ClosedWorkload,
+    Component,
+    Flow,
+    OpenWorkload,
+    Service,
+    System,
+    Workload,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Branch",
+    "Call",
+    "ClosedWorkload",
+    "Component",
+    "Deterministic",
+    "Distribution",
+    "Empirical",
+    "Erlang",
+    "Exponential",
+    "Flow",
+    "Gamma",
+    "HyperExponential",
+    "LogNormal",
+    "ModelError",
+    "Network",
+    "Replications",
+    "RunResult",
+    "OpenWorkload",
+    "Service",
+    "System",
+    "Workload",
+    "replace",
+    "replicate",
+    "simulate",
+]

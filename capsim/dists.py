@@ -1,0 +1,322 @@
+"""Service-time and inter-arrival distributions.
+
+Each distribution knows its own ``mean`` and ``cv`` (the analytic twin needs them), samples in
+numpy batches from a ``Generator`` it is handed (never a global RNG), gives its ``cdf`` (the twin
+builds latency percentiles from it) and can be ``scaled`` to a new mean with the same shape (a
+workload sets the arrival rate, the user picks the shape).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
+
+import numpy as np
+from scipy import special, stats
+
+from capsim.errors import ModelError, check_int, check_number, fail
+
+__all__ = [
+    "Distribution",
+    "Exponential",
+    "Deterministic",
+    "Erlang",
+    "Gamma",
+    "LogNormal",
+    "HyperExponential",
+    "Empirical",
+]
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Base class: a non-negative random duration in seconds."""
+
+    kind: ClassVar[str] = "distribution"
+
+    @property
+    def mean(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def cv(self) -> float:
+        """Coefficient of variation (standard deviation / mean)."""
+        raise NotImplementedError
+
+    @property
+    def scv(self) -> float:
+        """Squared coefficient of variation, the variability term of queueing formulas."""
+        return self.cv**2
+
+    @property
+    def variance(self) -> float:
+        return (self.cv * self.mean) ** 2
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw ``n`` values from ``rng`` as a float64 array."""
+        raise NotImplementedError
+
+    def cdf(self, x: np.ndarray | float) -> np.ndarray:
+        """P(X <= x), vectorised."""
+        raise NotImplementedError
+
+    def scaled(self, mean: float) -> Distribution:
+        """Same shape (same cv), new mean."""
+        raise NotImplementedError
+
+    def _owner(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class Exponential(Distribution):
+    """Memoryless durations: Poisson arrivals, the M of M/M/c."""
+
+    mean_s: float = field(default=1.0)
+
+    def __init__(self, mean: float = 1.0) -> None:
+        object.__setattr__(self, "mean_s", check_number("Exponential", "mean", mean))
+
+    @property
+    def mean(self) -> float:
+        return self.mean_s
+
+    @property
+    def cv(self) -> float:
+        return 1.0
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.exponential(self.mean_s, n)
+
+    def cdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.where(x > 0, -np.expm1(-np.maximum(x, 0) / self.mean_s), 0.0)
+
+    def scaled(self, mean: float) -> Exponential:
+        return Exponential(mean)
+
+    def __repr__(self) -> str:
+        return f"Exponential(mean={self.mean_s!r})"
+
+
+@dataclass(frozen=True)
+class Deterministic(Distribution):
+    """A constant duration (cv = 0): the D of M/D/1, or a fixed think time (may be 0)."""
+
+    value: float = 1.0
+
+    def __post_init__(self) -> None:
+        v = check_number("Deterministic", "value", self.value, strict=False)
+        object.__setattr__(self, "value", v)
+
+    @property
+    def mean(self) -> float:
+        return self.value
+
+    @property
+    def cv(self) -> float:
+        return 0.0
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.full(n, self.value)
+
+    def cdf(self, x):
+        return np.where(np.asarray(x, dtype=float) >= self.value, 1.0, 0.0)
+
+    def scaled(self, mean: float) -> Deterministic:
+        return Deterministic(mean)
+
+
+@dataclass(frozen=True)
+class Gamma(Distribution):
+    """Gamma durations by mean and cv; cv < 1 is smoother than exponential, cv > 1 burstier."""
+
+    mean_s: float = 1.0
+    cv_: float = 1.0
+
+    def __init__(self, mean: float = 1.0, cv: float = 1.0) -> None:
+        object.__setattr__(self, "mean_s", check_number(self._owner(), "mean", mean))
+        object.__setattr__(self, "cv_", check_number(self._owner(), "cv", cv))
+
+    @property
+    def mean(self) -> float:
+        return self.mean_s
+
+    @property
+    def cv(self) -> float:
+        return self.cv_
+
+    @property
+    def shape(self) -> float:
+        return 1.0 / self.cv_**2
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.gamma(self.shape, self.mean_s / self.shape, n)
+
+    def cdf(self, x):
+        x = np.maximum(np.asarray(x, dtype=float), 0.0)
+        return special.gammainc(self.shape, x * self.shape / self.mean_s)
+
+    def scaled(self, mean: float) -> Gamma:
+        return Gamma(mean, self.cv_)
+
+    def __repr__(self) -> str:
+        return f"Gamma(mean={self.mean_s!r}, cv={self.cv_!r})"
+
+
+@dataclass(frozen=True)
+class Erlang(Gamma):
+    """Sum of ``k`` exponential phases: cv = 1/sqrt(k)."""
+
+    k: int = 1
+
+    def __init__(self, k: int = 2, mean: float = 1.0) -> None:
+        k = check_int("Erlang", "k", k, minimum=1)
+        super().__init__(mean, 1.0 / math.sqrt(k))
+        object.__setattr__(self, "k", k)
+
+    @property
+    def shape(self) -> float:
+        return float(self.k)
+
+    def scaled(self, mean: float) -> Erlang:
+        return Erlang(self.k, mean)
+
+    def __repr__(self) -> str:
+        return f"Erlang(k={self.k!r}, mean={self.mean_s!r})"
+
+
+@dataclass(frozen=True)
+class LogNormal(Distribution):
+    """Log-normal by mean and cv: the long right tail of real request latencies."""
+
+    mean_s: float = 1.0
+    cv_: float = 1.0
+
+    def __init__(self, mean: float = 1.0, cv: float = 1.0) -> None:
+        object.__setattr__(self, "mean_s", check_number("LogNormal", "mean", mean))
+        object.__setattr__(self, "cv_", check_number("LogNormal", "cv", cv))
+
+    @property
+    def mean(self) -> float:
+        return self.mean_s
+
+    @property
+    def cv(self) -> float:
+        return self.cv_
+
+    @property
+    def sigma(self) -> float:
+        return math.sqrt(math.log1p(self.cv_**2))
+
+    @property
+    def mu(self) -> float:
+        return math.log(self.mean_s) - self.sigma**2 / 2
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.lognormal(self.mu, self.sigma, n)
+
+    def cdf(self, x):
+        return stats.lognorm.cdf(np.asarray(x, dtype=float), s=self.sigma, scale=math.exp(self.mu))
+
+    def scaled(self, mean: float) -> LogNormal:
+        return LogNormal(mean, self.cv_)
+
+    def __repr__(self) -> str:
+        return f"LogNormal(mean={self.mean_s!r}, cv={self.cv_!r})"
+
+
+@dataclass(frozen=True)
+class HyperExponential(Distribution):
+    """Two exponential phases with balanced means: bursty durations with cv > 1."""
+
+    mean_s: float = 1.0
+    cv_: float = 2.0
+
+    def __init__(self, mean: float = 1.0, cv: float = 2.0) -> None:
+        object.__setattr__(self, "mean_s", check_number("HyperExponential", "mean", mean))
+        cv = check_number("HyperExponential", "cv", cv)
+        if not cv > 1.0:
+            raise fail("HyperExponential", "cv", "must be > 1 (use Gamma or Erlang below 1)", cv)
+        object.__setattr__(self, "cv_", cv)
+
+    @property
+    def mean(self) -> float:
+        return self.mean_s
+
+    @property
+    def cv(self) -> float:
+        return self.cv_
+
+    @property
+    def phases(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """((p1, mean1), (p2, mean2)) with p_i * mean_i = mean / 2 (balanced means)."""
+        scv = self.cv_**2
+        p1 = 0.5 * (1.0 + math.sqrt((scv - 1.0) / (scv + 1.0)))
+        p2 = 1.0 - p1
+        return (p1, self.mean_s / (2 * p1)), (p2, self.mean_s / (2 * p2))
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        (p1, m1), (_, m2) = self.phases
+        first = rng.random(n) < p1
+        return rng.exponential(1.0, n) * np.where(first, m1, m2)
+
+    def cdf(self, x):
+        x = np.maximum(np.asarray(x, dtype=float), 0.0)
+        (p1, m1), (p2, m2) = self.phases
+        return 1.0 - p1 * np.exp(-x / m1) - p2 * np.exp(-x / m2)
+
+    def scaled(self, mean: float) -> HyperExponential:
+        return HyperExponential(mean, self.cv_)
+
+    def __repr__(self) -> str:
+        return f"HyperExponential(mean={self.mean_s!r}, cv={self.cv_!r})"
+
+
+@dataclass(frozen=True)
+class Empirical(Distribution):
+    """Resample measured durations (seconds) as they are: no fitted shape assumed."""
+
+    samples: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        try:
+            values = np.asarray(self.samples, dtype=float).ravel()
+        except (TypeError, ValueError) as exc:
+            raise fail("Empirical", "samples", "must be numbers", self.samples) from exc
+        if values.size < 2:
+            raise fail("Empirical", "samples", "must hold at least 2 values", values.size)
+        bad = values[~np.isfinite(values) | (values < 0)]
+        if bad.size:
+            raise fail("Empirical", "samples", "must be finite and >= 0", float(bad[0]))
+        if values.mean() <= 0:
+            raise ModelError("Empirical.samples: mean must be > 0, got all zeros")
+        object.__setattr__(self, "samples", tuple(values.tolist()))
+
+    @property
+    def _values(self) -> np.ndarray:
+        return np.asarray(self.samples)
+
+    @property
+    def mean(self) -> float:
+        return float(self._values.mean())
+
+    @property
+    def cv(self) -> float:
+        v = self._values
+        return float(v.std() / v.mean())
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.choice(self._values, n)
+
+    def cdf(self, x):
+        v = np.sort(self._values)
+        return np.searchsorted(v, np.asarray(x, dtype=float), side="right") / v.size
+
+    def scaled(self, mean: float) -> Empirical:
+        factor = check_number("Empirical", "mean", mean) / self.mean
+        return replace(self, samples=tuple((self._values * factor).tolist()))
+
+    def __repr__(self) -> str:
+        return f"Empirical(<{len(self.samples)} samples, mean={self.mean:.4g}, cv={self.cv:.3g}>)"

@@ -1,0 +1,7 @@
+"""The SimPy engine: the only part of capsim that imports simpy."""
+
+from capsim.engine.result import RunResult, StationStats
+from capsim.engine.simulate import Network, simulate
+from capsim.engine.station import Station, StationRequest
+
+__all__ = ["Network", "RunResult", "Station", "StationRequest", "StationStats", "simulate"]

@@ -1,0 +1,204 @@
+"""RunResult: what one simulation run measured, as plain data (picklable, no SimPy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from capsim.schema import ALL_FLOWS, COMPONENT_COLUMNS, LATENCY_COLUMNS
+
+QUANTILES = (50, 95, 99)
+
+
+@dataclass(frozen=True)
+class StationStats:
+    """Counters and time-integrals of one station over the measured window."""
+
+    name: str
+    servers: int
+    offered_load: float  # from the model (NaN for closed workloads)
+    window_s: float
+    area_in_system: float
+    area_busy: float
+    wait_sum_s: float
+    sojourn_sum_s: float
+    arrivals: int
+    started: int
+    completions: int
+    drops: int
+    present_at_end: int
+    finite_queue: bool = False
+
+    @property
+    def saturated(self) -> bool:
+        """Offered at least as much work as it can do (a finite queue then sheds the rest)."""
+        return self.offered_load >= 1.0
+
+    @property
+    def stable(self) -> bool:
+        """Has a steady state: not saturated, or saturated but shedding load (finite queue)."""
+        return self.finite_queue or not self.saturated
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run of ``(system, workload, seed)``.
+
+    ``latency()`` and ``components()`` are tidy DataFrames. When a component is offered more
+    work than it can do, the run has no steady state: ``stable`` is False and steady-state
+    figures are ``inf`` (pass ``observed=True`` to see what this finite run happened to show).
+    """
+
+    system: str
+    workload: str
+    seed: str
+    duration_s: float
+    warmup_s: float
+    flows: tuple[str, ...]
+    route_flow: tuple[int, ...]  # flow index of each route
+    route_components: tuple[tuple[str, ...], ...]
+    arrival_s: np.ndarray  # of finished requests
+    finish_s: np.ndarray
+    route: np.ndarray
+    drop_arrival_s: np.ndarray
+    drop_route: np.ndarray
+    stations: tuple[StationStats, ...]
+    events: int = 0
+    wall_s: float = 0.0
+    trace_log: tuple = field(default=(), repr=False)
+
+    # -- status -----------------------------------------------------------------------------
+    @property
+    def window_s(self) -> float:
+        return self.duration_s - self.warmup_s
+
+    @property
+    def unstable_components(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.stations if not s.stable)
+
+    @property
+    def stable(self) -> bool:
+        return not self.unstable_components
+
+    def _flow_stable(self) -> np.ndarray:
+        bad = set(self.unstable_components)
+        ok = np.ones(len(self.flows), dtype=bool)
+        for r, comps in enumerate(self.route_components):
+            if bad.intersection(comps):
+                ok[self.route_flow[r]] = False
+        return ok
+
+    # -- tables -----------------------------------------------------------------------------
+    def requests(self) -> pd.DataFrame:
+        """One row per request finished in the window: flow, arrival_s, latency_s."""
+        keep = self.arrival_s >= self.warmup_s
+        flow_of = np.asarray(self.route_flow)[self.route[keep]]
+        return pd.DataFrame(
+            {
+                "flow": pd.Categorical.from_codes(flow_of, categories=list(self.flows)),
+                "arrival_s": self.arrival_s[keep],
+                "latency_s": (self.finish_s - self.arrival_s)[keep],
+            }
+        )
+
+    def latency(self, observed: bool = False) -> pd.DataFrame:
+        """Per flow: count, throughput, mean / p50 / p95 / p99 latency (s), errors, stability."""
+        keep = self.arrival_s >= self.warmup_s
+        lat = (self.finish_s - self.arrival_s)[keep]
+        flow_of = np.asarray(self.route_flow, dtype=int)
+        flows = flow_of[self.route[keep]]
+        dropped = flow_of[self.drop_route[self.drop_arrival_s >= self.warmup_s]]
+        stable = self._flow_stable()
+        groups = [(name, flows == i, dropped == i, stable[i]) for i, name in enumerate(self.flows)]
+        if len(self.flows) > 1:
+            groups.append((ALL_FLOWS, slice(None), slice(None), bool(stable.all())))
+        rows = []
+        for name, sel, dsel, ok in groups:
+            x = lat[sel]
+            errors = int(np.size(dropped[dsel]))
+            stats = _latency_stats(x)
+            if not ok and not observed:
+                stats = dict.fromkeys(stats, np.inf)
+            total = x.size + errors
+            rows.append(
+                {
+                    "flow": name,
+                    "count": int(x.size),
+                    "throughput_per_s": x.size / self.window_s,
+                    **stats,
+                    "errors": errors,
+                    "error_rate": errors / total if total else np.nan,
+                    "stable": bool(ok),
+                }
+            )
+        return pd.DataFrame(rows, columns=LATENCY_COLUMNS)
+
+    def components(self, observed: bool = False) -> pd.DataFrame:
+        """Per component: utilization, queue length, throughput, wait, response, drops."""
+        rows = []
+        for s in self.stations:
+            w = s.window_s
+            row = {
+                "component": s.name,
+                "servers": s.servers,
+                "offered_load": s.offered_load,
+                "utilization": s.area_busy / (s.servers * w),
+                "throughput_per_s": s.completions / w,
+                "mean_queue_length": (s.area_in_system - s.area_busy) / w,
+                "mean_in_system": s.area_in_system / w,
+                "mean_wait_s": s.wait_sum_s / s.started if s.started else np.nan,
+                "mean_response_s": s.sojourn_sum_s / s.completions if s.completions else np.nan,
+                "drops": s.drops,
+                "stable": s.stable,
+            }
+            if not s.stable and not observed:
+                for key in ("mean_queue_length", "mean_in_system", "mean_wait_s",
+                            "mean_response_s"):
+                    row[key] = np.inf
+            rows.append(row)
+        return pd.DataFrame(rows, columns=COMPONENT_COLUMNS)
+
+    def trace(self) -> pd.DataFrame:
+        """The event log of a run made with ``trace=True``: time_s, request, component, event."""
+        return pd.DataFrame(list(self.trace_log),
+                            columns=["time_s", "request", "component", "event"])
+
+    # -- words ------------------------------------------------------------------------------
+    def summary(self) -> str:
+        head = (f"{self.system} under {self.workload}: {self.duration_s:g} s simulated "
+                f"({self.warmup_s:g} s warm-up), seed {self.seed}")
+        if self.stable:
+            lat = self.latency().set_index("flow")
+            parts = [f"{f}: p99 {format_seconds(lat.loc[f, 'p99_s'])}" for f in lat.index]
+            shed = [s.name for s in self.stations if s.saturated]
+            note = f" Saturated, shedding load: {', '.join(shed)}." if shed else ""
+            return f"{head}\nSTABLE.{note} " + "; ".join(parts)
+        loads = ", ".join(f"{s.name} offered load {s.offered_load:.2f}"
+                          for s in self.stations if not s.stable)
+        return (f"{head}\nUNSTABLE (saturated): {loads} >= 1. Queues grow without bound; "
+                "there is no steady-state latency (reported as inf).")
+
+    def __repr__(self) -> str:
+        state = "stable" if self.stable else f"UNSTABLE at {', '.join(self.unstable_components)}"
+        return (f"<RunResult {self.system}: {self.arrival_s.size} requests finished, "
+                f"{self.duration_s:g} s simulated, {state}>")
+
+
+def format_seconds(x: float) -> str:
+    """Seconds as a person reads them: 850 us, 12.3 ms, 4.2 s."""
+    if not np.isfinite(x):
+        return str(x)
+    if x < 1e-3:
+        return f"{x * 1e6:.0f} us"
+    if x < 1:
+        return f"{x * 1e3:.1f} ms"
+    return f"{x:.2f} s"
+
+
+def _latency_stats(x: np.ndarray) -> dict[str, float]:
+    if x.size == 0:
+        return dict.fromkeys(("mean_s", "p50_s", "p95_s", "p99_s"), np.nan)
+    p50, p95, p99 = np.percentile(x, QUANTILES)
+    return {"mean_s": float(x.mean()), "p50_s": p50, "p95_s": p95, "p99_s": p99}

@@ -1,0 +1,171 @@
+"""simulate(): one run of a model as a pure function of (system, workload, seed)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import simpy
+
+from capsim.engine.result import RunResult, StationStats
+from capsim.engine.sources import ClosedSource, OpenSource, Recorder, _RoutePicker
+from capsim.engine.station import Customer, Station
+from capsim.engine.streams import Draws, seed_sequence, stream
+from capsim.errors import ModelError, check_number
+from capsim.model import ClosedWorkload, OpenWorkload, Service, System
+
+
+class Network:
+    """The stations of a :class:`System` built on a SimPy environment.
+
+    ``simulate`` uses it; a user can too, to drive the same stations from their own SimPy
+    processes: ``net = Network(system, env, seed=1)``, then ``net["db"].request()``.
+    """
+
+    def __init__(self, system: System, env: simpy.Environment,
+                 seed: int | np.random.SeedSequence = 0, *, on_drop=None, trace=None) -> None:
+        self.system, self.env = system, env
+        self.root = seed_sequence(seed)
+        station_cls = Station if trace is None else _tracing_station(trace)
+        self.stations: dict[str, Station] = {}
+        for comp in system.components:
+            if not isinstance(comp, Service):
+                raise ModelError(f"{comp.label}: the engine cannot simulate this kind yet")
+            draws = Draws(comp.service_time, stream(self.root, f"service:{comp.name}"))
+            self.stations[comp.name] = station_cls(
+                env, comp.name, comp.servers, draws, comp.queue_capacity, on_drop
+            )
+
+    def __getitem__(self, name: str) -> Station:
+        self.system.component(name)  # an unknown name raises the helpful ModelError
+        return self.stations[name]
+
+    def route_table(self, finish) -> list[tuple]:
+        """Each route as a tuple of step callables ending with ``finish``."""
+        return [
+            tuple(self.stations[c.component].arrive for c in route.calls) + (finish,)
+            for route in self.system.routes()
+        ]
+
+
+def simulate(
+    system: System,
+    workload: OpenWorkload | ClosedWorkload,
+    duration_s: float,
+    warmup_s: float = 0.0,
+    seed: int | np.random.SeedSequence = 0,
+    *,
+    trace: bool = False,
+) -> RunResult:
+    """Run ``system`` under ``workload`` for ``duration_s`` simulated seconds.
+
+    Requests that arrive before ``warmup_s`` are not measured and component statistics restart
+    then. The same arguments always give the same result; every random input has its own
+    stream derived from ``seed``.
+    """
+    if not isinstance(system, System):
+        raise ModelError(f"simulate.system: must be a System, got {system!r}")
+    if not isinstance(workload, (OpenWorkload, ClosedWorkload)):
+        raise ModelError(f"simulate.workload: must be an Open/ClosedWorkload, got {workload!r}")
+    duration_s = check_number("simulate", "duration_s", duration_s)
+    warmup_s = check_number("simulate", "warmup_s", warmup_s, strict=False)
+    if warmup_s >= duration_s:
+        raise ModelError(f"simulate.warmup_s: must be < duration_s ({duration_s:g}), "
+                         f"got {warmup_s!r}")
+
+    started = time.perf_counter()
+    env = simpy.Environment()
+    log: list | None = [] if trace else None
+    recorder = Recorder(env)
+    routes = system.routes()
+    root = seed_sequence(seed)
+    picker = _RoutePicker([r.probability for r in routes], stream(root, "routes"))
+
+    if isinstance(workload, OpenWorkload):
+        net = Network(system, env, root, on_drop=recorder.drop, trace=log)
+        table = net.route_table(_traced_finish(recorder.finish, log, env))
+        gaps = Draws(workload.interarrival_time(), stream(root, "arrivals"))
+        OpenSource(env, table, picker, gaps)
+        loads = system.offered_load(workload.arrival_rate_per_s)
+    else:
+        think = Draws(workload.think_time, stream(root, "think"))
+        holder: list[ClosedSource] = []
+        net = Network(system, env, root, on_drop=lambda c: holder[0].drop(c), trace=log)
+        table = net.route_table(_traced_finish(lambda c: holder[0].finish(c), log, env))
+        holder.append(ClosedSource(env, workload.users, table, picker, think, recorder))
+        loads = dict.fromkeys(net.stations, math.nan)
+
+    if warmup_s > 0:
+        env.run(until=warmup_s)
+        for st in net.stations.values():
+            st.close()
+            st.reset_stats()
+    env.run(until=duration_s)
+    for st in net.stations.values():
+        st.close()
+
+    stations = tuple(
+        StationStats(
+            name=st.name, servers=st.servers, offered_load=loads[st.name],
+            window_s=duration_s - warmup_s, area_in_system=st.area_n, area_busy=st.area_busy,
+            wait_sum_s=st.wait_sum, sojourn_sum_s=st.sojourn_sum, arrivals=st.arrivals,
+            started=st.started, completions=st.completions, drops=st.drops, present_at_end=st.n,
+            finite_queue=st.capacity != math.inf,
+        )
+        for st in net.stations.values()
+    )
+    flows = tuple(f.name for f in system.flows)
+    return RunResult(
+        system=system.name,
+        workload=repr(workload),
+        seed=_describe(root),
+        duration_s=duration_s,
+        warmup_s=warmup_s,
+        flows=flows,
+        route_flow=tuple(flows.index(r.flow) for r in routes),
+        route_components=tuple(tuple(c.component for c in r.calls) for r in routes),
+        arrival_s=np.asarray(recorder.t0),
+        finish_s=np.asarray(recorder.t1),
+        route=np.asarray(recorder.rid, dtype=np.int64),
+        drop_arrival_s=np.asarray(recorder.drop_t0),
+        drop_route=np.asarray(recorder.drop_rid, dtype=np.int64),
+        stations=stations,
+        events=next(env._eid),  # SimPy's event counter: events scheduled in the run
+        wall_s=time.perf_counter() - started,
+        trace_log=tuple(log) if log is not None else (),
+    )
+
+
+def _describe(root: np.random.SeedSequence) -> str:
+    key = "/".join(str(k) for k in root.spawn_key)
+    return f"{root.entropy}" + (f"/{key}" if key else "")
+
+
+def _traced_finish(finish, log, env):
+    if log is None:
+        return finish
+
+    def traced(cust: Customer) -> None:
+        log.append((env.now, cust.id, None, "finish"))
+        finish(cust)
+
+    return traced
+
+
+def _tracing_station(log: list) -> type[Station]:
+    class TracingStation(Station):
+        """Logs (time, request, component, event) before each arrival and departure."""
+
+        def arrive(self, cust: Customer) -> None:
+            log.append((self.env.now, cust.id, self.name, "arrive"))
+            drops = self.drops
+            super().arrive(cust)
+            if self.drops > drops:
+                log.append((self.env.now, cust.id, self.name, "drop"))
+
+        def _done(self, cust: Customer) -> None:
+            log.append((self.env.now, cust.id, self.name, "depart"))
+            super()._done(cust)
+
+    return TracingStation

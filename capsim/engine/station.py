@@ -1,0 +1,214 @@
+"""A worker pool with a FIFO queue, living on a SimPy ``Environment``.
+
+Built-in requests do not run as SimPy processes. A request is a :class:`Customer` that is itself
+the event SimPy schedules for the end of its service: SimPy's loop pops it and calls the
+station's completion callback, which starts the next queued service and hands the customer to
+the next step of its route. That is one heap entry per service and no Request/Release events,
+which is where hand-written SimPy spends its time.
+
+User-written SimPy processes still share the same servers through :meth:`Station.request` and
+:meth:`Station.release`, with the semantics of ``simpy.Resource``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from heapq import heappush
+
+import simpy
+from simpy.events import NORMAL
+
+from capsim.engine.streams import Draws
+
+
+class Customer:
+    """One request in flight. It doubles as the SimPy event of its current service.
+
+    SimPy's ``Environment.step`` needs only ``callbacks`` and ``_ok`` from what it pops.
+    """
+
+    __slots__ = ("callbacks", "route", "idx", "t0", "t_arr", "rid", "id", "user")
+    _ok = True
+
+    def __init__(self, route: tuple, rid: int, t0: float, ident: int) -> None:
+        self.route = route  # callables, one per step, the last one records the finish
+        self.idx = 0
+        self.t0 = t0
+        self.t_arr = t0
+        self.rid = rid  # index of the route in the system's route table
+        self.id = ident
+
+
+def schedule(env: simpy.Environment, event, delay: float) -> None:
+    """``env.schedule(event, NORMAL, delay)`` inlined: this runs once per service."""
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), event))
+
+
+class StationRequest(simpy.Event):
+    """A user process's claim on one server; ``with station.request() as req: yield req``."""
+
+    def __init__(self, station: Station) -> None:
+        super().__init__(station.env)
+        self.station = station
+        self.t_arr = station.env.now
+        self.granted = False
+
+    def __enter__(self) -> StationRequest:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.station.release(self)
+
+
+class Station:
+    """``servers`` workers, one FIFO queue of at most ``queue_capacity`` waiting requests.
+
+    Keeps time-integrals of the number present and of busy servers (utilization, queue
+    length), waits, arrivals, completions and drops; :meth:`reset_stats` starts a new window
+    (the end of warm-up).
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        name: str,
+        servers: int,
+        draws: Draws,
+        queue_capacity: int | None = None,
+        on_drop: Callable[[Customer], None] | None = None,
+    ) -> None:
+        self.env = env
+        self.name = name
+        self.servers = servers
+        self.capacity = math.inf if queue_capacity is None else queue_capacity
+        self.on_drop = on_drop
+        self.queue: deque = deque()
+        self.busy = 0
+        self.n = 0  # present: in service + waiting
+        self._draws = draws
+        self._callbacks = (self._done,)
+        self.reset_stats()
+
+    # -- statistics -------------------------------------------------------------------------
+    def reset_stats(self) -> None:
+        self.t_last = self.window_start = self.env.now
+        self.area_n = self.area_busy = 0.0
+        self.wait_sum = self.sojourn_sum = 0.0
+        self.arrivals = self.started = self.completions = self.drops = 0
+
+    def _integrate(self, now: float) -> None:
+        dt = now - self.t_last
+        self.area_n += self.n * dt
+        self.area_busy += self.busy * dt
+        self.t_last = now
+
+    def close(self) -> None:
+        """Bring the time-integrals up to the current time (the end of the run)."""
+        self._integrate(self.env.now)
+
+    # -- the built-in request path (hot) --------------------------------------------------
+    def arrive(self, cust: Customer) -> None:
+        env = self.env
+        now = env._now
+        n = self.n
+        busy = self.busy
+        dt = now - self.t_last
+        self.area_n += n * dt
+        self.area_busy += busy * dt
+        self.t_last = now
+        self.arrivals += 1
+        cust.t_arr = now
+        if busy < self.servers:
+            self.busy = busy + 1
+            self.n = n + 1
+            self.started += 1
+            buf = self._draws.buf or self._draws.refill()
+            cust.callbacks = self._callbacks
+            heappush(env._queue, (now + buf.pop(), NORMAL, next(env._eid), cust))
+        elif len(self.queue) >= self.capacity:
+            self.drops += 1
+            self.on_drop(cust)
+        else:
+            self.queue.append(cust)
+            self.n = n + 1
+
+    def _done(self, cust: Customer) -> None:
+        env = self.env
+        now = env._now
+        n = self.n
+        dt = now - self.t_last
+        self.area_n += n * dt
+        self.area_busy += self.busy * dt
+        self.t_last = now
+        self.completions += 1
+        self.sojourn_sum += now - cust.t_arr
+        self.n = n - 1
+        queue = self.queue
+        if queue:
+            nxt = queue.popleft()
+            self.wait_sum += now - nxt.t_arr
+            self.started += 1
+            if type(nxt) is Customer:
+                buf = self._draws.buf or self._draws.refill()
+                nxt.callbacks = self._callbacks
+                heappush(env._queue, (now + buf.pop(), NORMAL, next(env._eid), nxt))
+            else:
+                nxt.granted = True
+                nxt.succeed()
+        else:
+            self.busy -= 1
+        i = cust.idx + 1
+        cust.idx = i
+        cust.route[i](cust)
+
+    # -- SimPy resource interface for user-written processes ------------------------------
+    def request(self) -> StationRequest:
+        """Claim a server; the event fires when one is free (FIFO with built-in requests)."""
+        req = StationRequest(self)
+        self._integrate(self.env.now)
+        self.arrivals += 1
+        if self.busy < self.servers:
+            self.busy += 1
+            self.n += 1
+            self.started += 1
+            req.granted = True
+            req.succeed()
+        elif len(self.queue) >= self.capacity:
+            self.drops += 1
+            req.fail(simpy.exceptions.SimPyException(f"{self.name}: queue full, request dropped"))
+            req.defused = True
+        else:
+            self.queue.append(req)
+            self.n += 1
+        return req
+
+    def release(self, req: StationRequest) -> simpy.Event:
+        """Give the server back (or withdraw a request still waiting)."""
+        now = self.env.now
+        self._integrate(now)
+        if req.granted:
+            req.granted = False
+            self.completions += 1
+            self.sojourn_sum += now - req.t_arr
+            self.n -= 1
+            if self.queue:
+                nxt = self.queue.popleft()
+                self.wait_sum += now - nxt.t_arr
+                self.started += 1
+                if type(nxt) is Customer:
+                    buf = self._draws.buf or self._draws.refill()
+                    nxt.callbacks = self._callbacks
+                    schedule(self.env, nxt, buf.pop())
+                else:
+                    nxt.granted = True
+                    nxt.succeed()
+            else:
+                self.busy -= 1
+        elif req in self.queue:
+            self.queue.remove(req)
+            self.n -= 1
+        done = simpy.Event(self.env)
+        done.succeed()
+        return done
