@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+from capsim import analytic
 from capsim.dists import (
     Deterministic,
     Distribution,
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Branch",
+    "analytic",
     "Call",
     "ClosedWorkload",
     "Component",

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 __all__ = ["Bounds", "MVAResult", "bounds", "mva"]
 
@@ -69,60 +70,136 @@ class MVAResult:
     response_curve: tuple[float, ...]
 
 
+LATTICE_LIMIT = 10  # multi-server stations beyond which the 2^m lattice gives way to convolution
+
+
 def mva(demands: Mapping[str, float] | Sequence[float], users: int, think_time: float = 0.0,
         servers: Mapping[str, int] | Sequence[int] | None = None) -> MVAResult:
     """Exact MVA for ``users`` customers cycling through the stations and a think delay.
 
-    Residence time at a c-server station (c = 1 gives ``D (1 + Q)``)::
+    Residence time at a c-server station (c = 1 gives Reiser-Lavenberg's ``D (1 + Q)``)::
 
         R_k(n) = D_k / c_k * (1 + Q_k(n-1) + sum_{j<c_k-1} (c_k - 1 - j) p_k(j | n-1))
 
-    ``p_k(j | n) = X(n) D_k / j * p_k(j-1 | n-1)`` for 1 <= j < c_k, and ``p_k(0 | n)`` from
-    the utilization identity ``1 - U - sum_j (c-j)/c p_k(j|n)`` (the numerically tamer form
-    of ``1 - sum_{j>=1} p_k(j|n)``). Cost O(users x sum c_k), vectorised over stations.
+    with ``p_k(j | n) = X(n) D_k / j * p_k(j-1 | n-1)`` for 1 <= j < c_k. The textbook
+    ``p_k(0 | n) = 1 - sum_j p_k(j | n)`` is numerically unstable once a station saturates
+    (round-off grows ~e^c per c steps), so ``p_k(0 | n) = p_k(0 | n-1) X(n) / X_-k(n)`` is
+    used instead, where ``X_-k`` is the throughput without station k: every complement
+    network is solved alongside (2^m networks for m multi-server stations, vectorised).
+    Past ``LATTICE_LIMIT`` multi-server stations the same numbers come from a log-space
+    convolution (O(stations x users^2)).
     """
     _, d, c = _arrays(demands, servers)
     n_users, z = _check_population(users, think_time)
-    k = d.size
+    multi = [i for i in range(d.size) if c[i] > 1 and d[i] > 0]
+    if len(multi) > LATTICE_LIMIT:
+        return _mva_convolution(d, c, n_users, z)
+    return _mva_lattice(d, c, n_users, z, multi)
+
+
+def _mva_lattice(d: np.ndarray, c: np.ndarray, n_users: int, z: float,
+                 multi: list[int]) -> MVAResult:
+    k, m = d.size, len(multi)
+    subsets = 1 << m  # bit b set: station multi[b] present; the full network is the last
+    present = np.ones((subsets, k), dtype=bool)
+    rows, cols, parents = [], [], []
+    for s in range(subsets):
+        for b, station in enumerate(multi):
+            if s >> b & 1:
+                rows.append(s)
+                cols.append(station)
+                parents.append(s ^ (1 << b))
+            else:
+                present[s, station] = False
+    rows_a, cols_a, parents_a = np.array(rows, int), np.array(cols, int), np.array(parents, int)
+    dd = np.where(present, d[None, :], 0.0)  # (subsets, k)
     cmax = int(c.max()) if k else 1
     j = np.arange(cmax)
-    valid = j[None, :] < c[:, None]                              # p_k(j) kept for j < c_k
+    valid = j[None, :] < c[:, None]  # p_k(j) is kept for j < c_k
     weight = np.where(valid, np.maximum(c[:, None] - 1 - j[None, :], 0), 0).astype(float)
-    share = np.where(valid, (c[:, None] - j[None, :]) / c[:, None], 0.0)
-    share[:, 0] = 0.0
     inv_j = np.zeros(cmax)
     inv_j[1:] = 1.0 / j[1:]
-    p = np.zeros((k, cmax))
-    p[:, 0] = 1.0
-    q = np.zeros(k)
-    r = np.zeros(k)
-    x = 0.0
+    p = np.zeros((subsets, k, cmax))
+    p[:, :, 0] = 1.0
+    q = np.zeros((subsets, k))
+    r = np.zeros((subsets, k))
+    x = np.zeros(subsets)
     xs: list[float] = []
     rs: list[float] = []
-    for n in range(1, n_users + 1):
-        r = d / c * (1.0 + q + np.sum(weight * p, axis=1))
-        total = z + float(r.sum())
-        x = n / total if total > 0 else math.inf
-        q = x * r
-        new = np.zeros_like(p)
-        new[:, 1:] = x * d[:, None] * inv_j[None, 1:] * p[:, :-1]
-        new[~valid] = 0.0
-        new[:, 0] = np.maximum(0.0, 1.0 - x * d / c - np.sum(share * new, axis=1))
-        p = new
-        xs.append(x)
-        rs.append(float(r.sum()))
-    util = x * d / c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for n in range(1, n_users + 1):
+            r = dd / c * (1.0 + q + np.sum(weight * p, axis=2))
+            total = z + r.sum(axis=1)
+            x = np.where(total > 0, n / total, math.inf)
+            q = x[:, None] * r
+            new = np.zeros_like(p)
+            new[:, :, 1:] = x[:, None, None] * dd[:, :, None] * inv_j[1:] * p[:, :, :-1]
+            new[:, ~valid] = 0.0
+            new[:, :, 0] = 1.0
+            if rows:
+                ratio = np.nan_to_num(x[rows_a] / x[parents_a], nan=0.0)
+                new[rows_a, cols_a, 0] = p[rows_a, cols_a, 0] * ratio
+            p = new
+            xs.append(float(x[-1]))
+            rs.append(float(r[-1].sum()))
+    return _result(d, c, n_users, z, float(x[-1]) if n_users else 0.0, r[-1], q[-1], xs, rs)
+
+
+def _result(d, c, n_users, z, x, r, q, xs, rs) -> MVAResult:
     return MVAResult(
         users=n_users,
         think_time=z,
         throughput=x,
-        response_time=float(r.sum()) if n_users else 0.0,
-        residence_time=tuple(float(v) for v in (r if n_users else np.zeros(k))),
+        response_time=float(np.sum(r)) if n_users else 0.0,
+        residence_time=tuple(float(v) for v in (r if n_users else np.zeros(d.size))),
         queue_length=tuple(float(v) for v in q),
-        utilization=tuple(float(v) for v in util),
+        utilization=tuple(float(v) for v in x * d / c),
         throughput_curve=tuple(xs),
         response_curve=tuple(rs),
     )
+
+
+def _log_factors(d: float, c: int, n_users: int) -> np.ndarray:
+    """log of D^j / prod_{i<=j} min(i, c): one station's product-form factor."""
+    j = np.arange(1, n_users + 1)
+    if d == 0:
+        return np.concatenate([[0.0], np.full(n_users, -np.inf)])
+    return np.concatenate([[0.0], np.cumsum(math.log(d) - np.log(np.minimum(j, c)))])
+
+
+def _log_convolve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.empty(a.size)
+    for n in range(a.size):
+        out[n] = special.logsumexp(a[: n + 1] + b[n::-1])
+    return out
+
+
+def _mva_convolution(d: np.ndarray, c: np.ndarray, n_users: int, z: float) -> MVAResult:
+    """Same results as the MVA lattice from normalising constants G (Buzen), kept in logs.
+
+    ``X(n) = G(n-1) / G(n)``, ``p_k(j | N) = f_k(j) G_-k(N - j) / G(N)``; the complements
+    ``G_-k`` come from prefix and suffix convolutions, so no deconvolution (which is unstable).
+    """
+    j = np.arange(n_users + 1)
+    think = j * math.log(z) - special.gammaln(j + 1) if z > 0 else np.where(j == 0, 0.0, -np.inf)
+    factors = [_log_factors(float(dk), int(ck), n_users) for dk, ck in zip(d, c, strict=True)]
+    prefix = [think]
+    for f in factors:
+        prefix.append(_log_convolve(prefix[-1], f))
+    suffix = [np.where(j == 0, 0.0, -np.inf)]
+    for f in reversed(factors):
+        suffix.append(_log_convolve(suffix[-1], f))
+    suffix.reverse()  # suffix[i] = stations i.. convolved
+    log_g = prefix[-1]
+    xs = np.exp(log_g[:-1] - log_g[1:]) if n_users else np.zeros(0)
+    q = np.zeros(d.size)
+    for i, f in enumerate(factors):
+        rest = _log_convolve(prefix[i], suffix[i + 1])
+        q[i] = float(np.sum(j[1:] * np.exp(f[1:] + rest[n_users - 1::-1] - log_g[n_users])))
+    x = float(xs[-1]) if n_users else 0.0
+    r = q / x if x > 0 else np.zeros(d.size)
+    rs = [n / xn - z for n, xn in zip(range(1, n_users + 1), xs, strict=True)]
+    return _result(d, c, n_users, z, x, r, q, list(map(float, xs)), rs)
 
 
 @dataclass(frozen=True)

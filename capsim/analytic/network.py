@@ -311,7 +311,7 @@ def _solve_open(system, workload, stations, duration_s) -> AnalyticResult:
         offered = sum(p for p, _ in routes)
         done = [(p * _survival(calls, states), calls) for p, calls in routes]
         completed = sum(p for p, _ in done)
-        error_rate = 1.0 - completed / offered
+        error_rate = sum(p * (1.0 - _survival(calls, states)) for p, calls in routes) / offered
         stable = all(states[c.component].stable for _, calls in routes for c in calls)
         if stable and completed > 0:
             mean = sum(p * sum(states[c.component].w for c in calls) for p, calls in done)
