@@ -14,16 +14,15 @@ completed inside it. The timed region is what a user would run to get a mean soj
 building the model, simulating, and reducing the per-customer records to a mean.
 
 Each simulator's mean sojourn time is compared with queueing theory (Erlang C for M/M/c; open
-Jackson network = sum over stations of visits x M/M/c sojourn). Theory comes from
-``capsim.analytic`` when it exists and agrees with the local formulas, otherwise from the local
-formulas below. Speed numbers belong here, never in timed unit tests (design.md).
+Jackson network = sum over stations of visits x M/M/c sojourn), from ``capsim.analytic``,
+which tests/test_analytic.py checks against textbook values. Speed numbers belong here, never
+in timed unit tests (design.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import inspect
 import json
 import math
 import platform
@@ -117,92 +116,16 @@ WORKLOADS: tuple[Network, ...] = (
 # --------------------------------------------------------------------------------------------
 
 
-def erlang_c(servers: int, offered_load: float) -> float:
-    """Probability that an arrival waits in M/M/c (offered load a = lambda x mean service)."""
-    if offered_load >= servers:
-        return 1.0
-    b = 1.0  # Erlang B by the stable recursion, then C from B
-    for k in range(1, servers + 1):
-        b = offered_load * b / (k + offered_load * b)
-    rho = offered_load / servers
-    return b / (1.0 - rho * (1.0 - b))
-
-
-def mmc_mean_sojourn(arrival_rate: float, mean_service_s: float, servers: int) -> float:
-    """Mean time in system (wait + service) of M/M/c; inf when unstable."""
-    a = arrival_rate * mean_service_s
-    if a >= servers:
-        return math.inf
-    return erlang_c(servers, a) * mean_service_s / (servers - a) + mean_service_s
-
-
-def _capsim_mmc() -> Callable[[float, float, int], float] | None:
-    """capsim.analytic.mmc wrapped to (arrival_rate, mean_service_s, servers) -> sojourn, if any.
-
-    Its exact signature was not settled when this bench was written, so the call is matched
-    by parameter name and the result is used only if it agrees with the local formula.
-    """
-    try:
-        from capsim.analytic import mmc  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
-        params = inspect.signature(mmc).parameters
-    except (TypeError, ValueError):
-        return None
-    aliases = {
-        "lam": ("arrival_rate", "arrival_rate_per_s", "lam", "lambda_", "lmbda", "rate"),
-        "mean": ("mean_service_s", "mean_service", "service_mean", "service_time_s", "s"),
-        "mu": ("service_rate", "service_rate_per_s", "mu"),
-        "c": ("servers", "c", "n_servers", "number_of_servers"),
-    }
-
-    def call(lam: float, mean: float, c: int) -> float:
-        values = {"lam": lam, "mean": mean, "mu": 1.0 / mean, "c": c}
-        kwargs = {}
-        for pname in params:
-            for key, names in aliases.items():
-                if pname in names:
-                    kwargs[pname] = values[key]
-        out = mmc(**kwargs)
-        if isinstance(out, (int, float)):
-            return float(out)
-        for attr in ("mean_sojourn_s", "sojourn_s", "mean_response_s", "response_time_s",
-                     "mean_latency_s", "latency_s", "mean_s", "W"):
-            if hasattr(out, attr):
-                return float(getattr(out, attr))
-            if isinstance(out, dict) and attr in out:
-                return float(out[attr])
-        raise TypeError(f"cannot read a mean sojourn from {out!r}")
-
-    return call
-
-
 def theory_mean_sojourn(net: Network) -> tuple[float, str]:
-    """Open Jackson network: sum over stations of visits x M/M/c sojourn at lambda x visits."""
-    local = _jackson(net, mmc_mean_sojourn)
-    analytic = _capsim_mmc()
-    if analytic is not None:
-        try:
-            value = _jackson(net, analytic)
-        except Exception as exc:  # noqa: BLE001 - any mismatch means "use the local formula"
-            print(f"note: capsim.analytic.mmc not usable here ({exc}); local formulas used",
-                  file=sys.stderr)
-        else:
-            if math.isclose(value, local, rel_tol=1e-6):
-                return value, "capsim.analytic"
-            print(f"note: capsim.analytic.mmc gives {value!r} for {net.key}, local formula "
-                  f"{local!r}; local used", file=sys.stderr)
-    return local, "local"
+    """Open Jackson network: sum over stations of visits x M/M/c mean sojourn (exact)."""
+    from capsim.analytic import mmc
 
-
-def _jackson(net: Network, mmc: Callable[[float, float, int], float]) -> float:
     total = 0.0
     for name, v in net.visits().items():
         if v > 0:
             s = net.station(name)
-            total += v * mmc(net.arrival_rate_per_s * v, s.mean_service_s, s.servers)
-    return total
+            total += v * mmc(net.arrival_rate_per_s * v, s.mean_service_s, s.servers).mean_response
+    return total, "capsim.analytic.mmc"
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,17 +270,6 @@ RUNNERS: dict[str, Callable[[Network, float, int], tuple[int, float]]] = {
 }
 
 
-def capsim_available() -> str | None:
-    """None when ``capsim.simulate`` can be called, else the reason it cannot."""
-    try:
-        import capsim as cs
-    except Exception as exc:  # noqa: BLE001
-        return f"import capsim failed: {exc}"
-    if not callable(getattr(cs, "simulate", None)):
-        return "capsim.simulate does not exist yet"
-    return None
-
-
 # --------------------------------------------------------------------------------------------
 # Benchmark driver
 # --------------------------------------------------------------------------------------------
@@ -463,9 +375,6 @@ def main(argv: list[str] | None = None) -> int:
     if bad := [k for k in keys if k not in by_key]:
         parser.error(f"unknown workload(s) {bad}; choose from {list(by_key)}")
 
-    if "capsim" in simulators and (why := capsim_available()):
-        print(f"note: capsim skipped: {why}", file=sys.stderr)
-        simulators.remove("capsim")
     if not simulators:
         print("nothing to run", file=sys.stderr)
         return 2

@@ -300,23 +300,27 @@ def test_solve_propagates_arrival_scv_downstream():
     assert comps.loc["b", "mean_wait_s"] < an.mmc(1.0, 0.6, 1).mean_wait
 
 
-def test_solve_branch_mixture_and_all_row():
-    comps = [cs.Service("fast", servers=1, service_time=cs.Exponential(0.1)),
-             cs.Service("slow", servers=1, service_time=cs.Exponential(0.5))]
+@pytest.mark.parametrize(("fast", "slow", "lam"), [(0.1, 0.5, 1.0), (0.001, 5.0, 0.1)])
+def test_solve_branch_mixture_and_all_row(fast, slow, lam):
+    comps = [cs.Service("fast", servers=1, service_time=cs.Exponential(fast)),
+             cs.Service("slow", servers=1, service_time=cs.Exponential(slow))]
     split = cs.Branch([(0.5, [cs.Call("fast")]), (0.5, [cs.Call("slow")])])
     system = cs.System(comps, flows=[cs.Flow("mix", weight=0.6, steps=[split]),
                                      cs.Flow("only_fast", weight=0.4, steps=[cs.Call("fast")])])
-    lam = 1.0
     res = an.solve(system, cs.OpenWorkload(users=1, requests_per_user_s=lam))
     lat = res.latency().set_index("flow")
     assert list(lat.index) == ["mix", "only_fast", ALL_FLOWS]
-    r_fast, r_slow = 1 / (10 - 0.7), 1 / (2 - 0.3)  # M/M/1 response of each station
+    r_fast, r_slow = 1 / (1 / fast - 0.7 * lam), 1 / (1 / slow - 0.3 * lam)  # M/M/1 responses
     assert lat.loc["mix", "mean_s"] == pytest.approx(0.5 * r_fast + 0.5 * r_slow)
     assert lat.loc[ALL_FLOWS, "mean_s"] == pytest.approx(0.7 * r_fast + 0.3 * r_slow)
     assert lat.loc[ALL_FLOWS, "throughput_per_s"] == pytest.approx(lam)
-    mix_sf = lambda t: 0.5 * math.exp(-t / r_fast) + 0.5 * math.exp(-t / r_slow)  # noqa: E731
-    p99 = optimize.brentq(lambda t: mix_sf(t) - 0.01, 0, 100)
-    assert lat.loc["mix", "p99_s"] == pytest.approx(p99, rel=5e-3)
+    assert lat.loc["only_fast", "p50_s"] == pytest.approx(math.log(2) * r_fast, rel=1e-3)
+    for flow, w_fast in (("mix", 0.5), (ALL_FLOWS, 0.7)):
+        def sf(t, w=w_fast):
+            return w * math.exp(-t / r_fast) + (1 - w) * math.exp(-t / r_slow)
+        for q, col in ((0.5, "p50_s"), (0.95, "p95_s"), (0.99, "p99_s")):
+            exact = optimize.brentq(lambda t, q=q, sf=sf: sf(t) - (1 - q), 0, 100 * r_slow)
+            assert lat.loc[flow, col] == pytest.approx(exact, rel=2e-3), (flow, col)
 
 
 def test_solve_unstable_component_and_flows():

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import special
+from scipy import optimize, special
 
 from capsim.analytic.mva import Bounds, bounds, mva
 from capsim.analytic.queues import erlang_c, ggc_wait, mmc, mmck, mmck_probabilities
@@ -38,7 +38,7 @@ __all__ = ["AnalyticResult", "solve"]
 NAN = math.nan
 INF = math.inf
 QUANTILES = (0.50, 0.95, 0.99)
-GRID_POINTS = 1 << 15  # with the span below, M/M/1 p99 is off by ~1e-4 relative
+GRID_POINTS = 1 << 15  # cells per route grid: M/M/1 p99 comes out within ~1e-4 relative
 
 
 @dataclass(frozen=True)
@@ -384,72 +384,76 @@ def _open_notes(stations, workload, markov) -> tuple[str, ...]:
 
 
 def _percentiles(groups, stations, states) -> dict[str, tuple[float, float, float]]:
-    """p50/p95/p99 of each group's route mixture, from grid convolutions of sojourn times.
+    """p50/p95/p99 of each group's mixture of routes, from grid convolutions per route.
 
-    The grid spans mean + 10 sd of the widest route and doubles until every mixture has at least
-    99.9% of its mass on it; mass past the end is dropped, never folded back, so the CDF below
-    the end is unbiased. Each grid point carries the mass of the cell around it (midpoint rule).
+    Each route gets its own grid (a power-of-two span from mean + 10 sd, doubled until
+    99.99% of the mass is on it), so a 1 ms route is not blurred by a 10 s one; the mixture
+    CDF is then inverted by root finding on the interpolated route CDFs.
     """
-    if not groups:
-        return {}
-    calls_set = {calls for routes in groups.values() for _, calls in routes}
-    span = 0.0
-    for calls in calls_set:
-        m = sum(states[c.component].w for c in calls)
-        v = sum(states[c.component].wait_var + stations[c.component].service.variance
-                for c in calls)
-        span = max(span, m + 10.0 * math.sqrt(max(v, 0.0)))
-    span = span if span > 0 else 1e-9
-    for _ in range(12):
-        out = _percentiles_on_grid(groups, calls_set, stations, states, span)
-        if out is not None:
-            return out
-        span *= 2.0
-    return {label: (NAN, NAN, NAN) for label in groups}
-
-
-def _percentiles_on_grid(groups, calls_set, stations, states, span):
-    n = GRID_POINTS
-    dx = span / n
-    edges = (np.arange(n) + 0.5) * dx
-    spectra: dict[str, np.ndarray] = {}
-
-    def spectrum(name: str) -> np.ndarray:
-        if name not in spectra:
-            wait = np.diff(states[name].wait_cdf(edges), prepend=0.0)
-            service = np.diff(np.asarray(stations[name].service.cdf(edges), float), prepend=0.0)
-            f = np.fft.rfft(_convolve(wait, np.fft.rfft(service, 2 * n)), 2 * n)
-            spectra[name] = f
-        return spectra[name]
-
-    route_cdf = {}
-    for calls in calls_set:
-        pmf = np.zeros(n)
-        pmf[0] = 1.0
-        for call in calls:
-            pmf = _convolve(pmf, spectrum(call.component))
-        route_cdf[calls] = np.cumsum(pmf)
+    spectra: dict[tuple[str, float, int], np.ndarray] = {}
+    cdfs = {}
+    for calls in {calls for routes in groups.values() for _, calls in routes}:
+        cdfs[calls] = _route_cdf(calls, stations, states, spectra)
     out = {}
     for label, routes in groups.items():
-        cdf = sum(p * route_cdf[calls] for p, calls in routes)
-        if cdf[-1] < 0.999:
-            return None
-        out[label] = tuple(_quantile(cdf, q, dx) for q in QUANTILES)
+        parts = [(p, *cdfs[calls]) for p, calls in routes]
+        out[label] = tuple(_mixture_quantile(parts, q) for q in QUANTILES)
     return out
 
 
+def _route_cdf(calls, stations, states, spectra) -> tuple[np.ndarray, np.ndarray]:
+    """CDF of one route's latency at cell edges ``(i + 1/2) dx``, with a leading (0, 0)."""
+    mean = sum(states[c.component].w for c in calls)
+    var = sum(states[c.component].wait_var + stations[c.component].service.variance
+              for c in calls)
+    wide = mean + 10.0 * math.sqrt(max(var, 0.0))
+    span = 2.0 ** math.ceil(math.log2(wide)) if wide > 0 else 1e-9
+    n = GRID_POINTS
+    for _ in range(12):
+        dx = span / n
+        pmf = np.zeros(n)
+        pmf[0] = 1.0
+        for call in calls:
+            pmf = _convolve(pmf, _spectrum(call.component, span, n, stations, states, spectra))
+        cdf = np.cumsum(pmf)
+        if cdf[-1] >= 1.0 - 1e-4:
+            break
+        span, n = 2.0 * span, min(2 * n, 4 * GRID_POINTS)
+    edges = (np.arange(n) + 0.5) * dx
+    return np.concatenate([[0.0], edges]), np.concatenate([[0.0], cdf])
+
+
+def _spectrum(name, span, n, stations, states, cache) -> np.ndarray:
+    """FFT (length 2n) of one station's sojourn pmf: its wait convolved with its service.
+
+    Each grid point carries the mass of the cell around it (midpoint rule), so sums of
+    stations land on grid points without a drift of half a cell per station.
+    """
+    key = (name, span, n)
+    if key not in cache:
+        edges = (np.arange(n) + 0.5) * (span / n)
+        wait = np.diff(states[name].wait_cdf(edges), prepend=0.0)
+        service = np.diff(np.asarray(stations[name].service.cdf(edges), float), prepend=0.0)
+        cache[key] = np.fft.rfft(_convolve(wait, np.fft.rfft(service, 2 * n)), 2 * n)
+    return cache[key]
+
+
 def _convolve(pmf: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
+    """Linear (not circular) convolution, truncated to the grid: mass past the end is dropped."""
     n = pmf.size
     out = np.fft.irfft(np.fft.rfft(pmf, 2 * n) * spectrum, 2 * n)[:n]
     return np.maximum(out, 0.0)
 
 
-def _quantile(cdf: np.ndarray, q: float, dx: float) -> float:
-    """Invert a CDF known at cell edges (i + 1/2) dx, linearly within the cell."""
-    i = int(np.searchsorted(cdf, q))
-    lo = cdf[i - 1] if i > 0 else 0.0
-    frac = (q - lo) / (cdf[i] - lo) if cdf[i] > lo else 1.0
-    return max(0.0, (i - 0.5 + frac) * dx)
+def _mixture_quantile(parts, q: float) -> float:
+    """Invert ``sum_r w_r F_r(x)`` (piecewise linear F_r); NaN if the grids hold too little."""
+    def cdf(x: float) -> float:
+        return sum(w * np.interp(x, xs, fs) for w, xs, fs in parts)
+
+    hi = max(xs[-1] for _, xs, _ in parts)
+    if cdf(hi) < q:
+        return NAN
+    return float(optimize.brentq(lambda x: cdf(x) - q, 0.0, hi, xtol=1e-12 * hi, rtol=1e-12))
 
 
 # --------------------------------------------------------------------------- closed workloads

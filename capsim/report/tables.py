@@ -59,7 +59,7 @@ def station_curve(utilizations: Iterable[float], *, servers: int = 1,
     rows = []
     for rho in utilizations:
         rho = float(rho)
-        if not 0.0 <= rho:
+        if not rho >= 0.0:  # also rejects NaN
             raise ValueError(f"station_curve: utilization must be >= 0, got {rho!r}")
         wait, mean, p99, exact = _station_point(rho, servers, mean_service_s, cv)
         rows.append({"utilization": rho, "arrival_rate_per_s": rho * servers / mean_service_s,

@@ -1,0 +1,31 @@
+"""Reporting: the tables and figures that turn runs and formulas into answers.
+
+``tables`` computes (analytic curves, simulated points with CIs, Little's-law checks);
+``plots`` draws them with matplotlib and returns the Axes.
+"""
+
+from capsim.report.plots import (
+    burst_headroom_plot,
+    compare_curves,
+    latency_vs_utilization,
+    littles_law_plot,
+    shade_alarm,
+)
+from capsim.report.tables import (
+    burst_headroom,
+    littles_law_table,
+    replication_points,
+    station_curve,
+)
+
+__all__ = [
+    "burst_headroom",
+    "burst_headroom_plot",
+    "compare_curves",
+    "latency_vs_utilization",
+    "littles_law_plot",
+    "littles_law_table",
+    "replication_points",
+    "shade_alarm",
+    "station_curve",
+]
