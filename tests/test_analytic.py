@@ -249,9 +249,9 @@ def test_solve_mm1_table_and_percentiles():
     row = lat.iloc[0]
     assert np.isnan(row["count"]) and bool(row["stable"]) and res.stable
     assert row["mean_s"] == pytest.approx(5.0)
-    assert row["p50_s"] == pytest.approx(math.log(2) / 0.2, rel=2e-3)
-    assert row["p95_s"] == pytest.approx(math.log(20) / 0.2, rel=2e-3)
-    assert row["p99_s"] == pytest.approx(math.log(100) / 0.2, rel=2e-3)
+    assert row["p50_s"] == pytest.approx(math.log(2) / 0.2, rel=1e-4)
+    assert row["p95_s"] == pytest.approx(math.log(20) / 0.2, rel=1e-4)
+    assert row["p99_s"] == pytest.approx(math.log(100) / 0.2, rel=1e-4)
     comp = res.components().iloc[0]
     assert comp["mean_queue_length"] == pytest.approx(3.2)
     assert comp["offered_load"] == pytest.approx(0.8)
@@ -361,6 +361,23 @@ def test_solve_finite_queue_drops():
     # overload on a finite queue is a steady state, not an instability
     over = an.solve(one_station(capacity=4), cs.OpenWorkload(users=20, requests_per_user_s=0.1))
     assert over.stable and over.latency()["error_rate"].iloc[0] > 0.5
+
+
+@pytest.mark.parametrize(("lam", "capacity"), [(0.9, 4), (3.0, 30), (1.2, 800)])
+def test_finite_queue_percentiles_match_erlang_mixture(lam, capacity):
+    k = capacity + 1  # M/M/1/K: an accepted arrival finding n waits n services, then its own
+    p = np.exp(np.arange(k + 1) * math.log(lam))  # P(n) proportional to rho^n, mu = 1
+    accepted = p[:-1] / p[:-1].sum()
+    n = np.arange(k)
+
+    def sf(t):
+        return float(np.sum(accepted * stats.gamma.sf(t, n + 1)))
+
+    res = an.solve(one_station(capacity=capacity),
+                   cs.OpenWorkload(users=1, requests_per_user_s=lam)).latency().iloc[0]
+    for q, col in ((0.5, "p50_s"), (0.99, "p99_s")):
+        exact = optimize.brentq(lambda t, q=q: sf(t) - (1 - q), 0, 10 * k)
+        assert res[col] == pytest.approx(exact, rel=2e-3), col
 
 
 def test_finite_queue_thins_downstream_load():

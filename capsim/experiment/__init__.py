@@ -2,5 +2,6 @@
 
 from capsim.experiment.replications import Replications, replicate
 from capsim.experiment.stats import ci_table, mean_ci
+from capsim.experiment.twin import twin_gap
 
-__all__ = ["Replications", "ci_table", "mean_ci", "replicate"]
+__all__ = ["Replications", "ci_table", "mean_ci", "replicate", "twin_gap"]

@@ -13,6 +13,7 @@ from capsim.report.plots import (
 )
 from capsim.report.tables import (
     burst_headroom,
+    compare_to_theory,
     littles_law_table,
     replication_points,
     station_curve,
@@ -22,6 +23,7 @@ __all__ = [
     "burst_headroom",
     "burst_headroom_plot",
     "compare_curves",
+    "compare_to_theory",
     "latency_vs_utilization",
     "littles_law_plot",
     "littles_law_table",

@@ -20,7 +20,8 @@ from capsim.engine import RunResult
 from capsim.experiment import Replications
 from capsim.schema import ALL_FLOWS
 
-__all__ = ["burst_headroom", "littles_law_table", "replication_points", "station_curve"]
+__all__ = ["burst_headroom", "compare_to_theory", "littles_law_table", "replication_points",
+           "station_curve"]
 
 CURVE_COLUMNS = ["utilization", "arrival_rate_per_s", "mean_wait_s", "mean_s", "p99_s",
                  "exact", "stable"]
@@ -136,6 +137,23 @@ def replication_points(results: Mapping[float, Replications],
         frames.append(sel.assign(**{x: float(xv)}))
     out = pd.concat(frames, ignore_index=True)
     return out[[x, "metric", "mean", "half_width", "ci_low", "ci_high"]]
+
+
+def compare_to_theory(points: pd.DataFrame, curve: pd.DataFrame, *,
+                      x: str = "utilization") -> pd.DataFrame:
+    """Simulated points next to the analytic value at the same x: does theory sit in the CI?
+
+    ``points`` is a :func:`replication_points` table, ``curve`` a :func:`station_curve` table
+    evaluated at (at least) the same x values. Adds ``theory``, ``rel_error`` (simulated /
+    theory - 1) and ``inside_ci``; metrics the curve has no value for get NaN / False.
+    """
+    theory = curve.melt(id_vars=[x], value_vars=[m for m in points["metric"].unique()
+                                                  if m in curve.columns],
+                        var_name="metric", value_name="theory")
+    out = points.merge(theory, on=[x, "metric"], how="left")
+    out["rel_error"] = out["mean"] / out["theory"] - 1.0
+    out["inside_ci"] = (out["ci_low"] <= out["theory"]) & (out["theory"] <= out["ci_high"])
+    return out
 
 
 def littles_law_table(run: RunResult) -> pd.DataFrame:
