@@ -1,9 +1,11 @@
 """Reporting: the tables and figures that turn runs and formulas into answers.
 
 ``tables`` computes (analytic curves, simulated points with CIs, Little's-law checks);
-``plots`` draws them with matplotlib and returns the Axes.
+``plots`` draws them with matplotlib and returns the Axes; ``capacity`` draws the capacity
+picture (p99 and utilization against users).
 """
 
+from capsim.report.capacity import plot_capacity
 from capsim.report.plots import (
     burst_headroom_plot,
     compare_curves,
@@ -27,6 +29,7 @@ __all__ = [
     "latency_vs_utilization",
     "littles_law_plot",
     "littles_law_table",
+    "plot_capacity",
     "replication_points",
     "shade_alarm",
     "station_curve",

@@ -163,35 +163,49 @@ def littles_law_plot(table: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
 def burst_headroom_plot(curve: pd.DataFrame, headroom: pd.DataFrame, *,
                         alarm: float | None = 0.8, ax: Axes | None = None,
                         unit: str = "ms") -> Axes:
-    """The mean-latency curve with one arrow per starting utilization: where a burst lands.
+    """The mean-latency curve with the stretch of it that a burst slides along, per start point.
 
-    ``curve`` is a :func:`station_curve`, ``headroom`` a :func:`burst_headroom` table. A burst
-    that pushes utilization past 100% has no steady state; its arrow leaves the plot, marked
-    "unstable".
+    ``curve`` is a :func:`station_curve`, ``headroom`` a :func:`burst_headroom` table. Each
+    starting utilization gets a coloured stretch from where it is to where the burst takes it,
+    named in the legend with the latency before and after. A burst past 100% has no steady
+    state: its stretch runs off the top of the plot (arrow) and the legend says "unstable".
     """
     ax = _axes(ax)
     k = _scale(unit)
     line = _finite(curve, "mean_s")
-    ax.plot(line["utilization"], line["mean_s"] * k, color="tab:blue", lw=2,
-            label="mean latency, theory")
-    top = float(line["mean_s"].max() * k)
-    for r in headroom.itertuples():
+    x, y = line["utilization"].to_numpy(), line["mean_s"].to_numpy() * k
+    ax.plot(x, y, color="0.55", lw=1.5, label="mean latency, theory")
+    finite_after = headroom.loc[headroom["stable_after"], "mean_after_s"] * k
+    top = 1.2 * float(finite_after.max()) if len(finite_after) else float(y.max())
+    colors = ["tab:green", "tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:brown"]
+    for i, r in enumerate(headroom.itertuples()):
+        color = colors[i % len(colors)]
         y0 = r.mean_s * k
-        ax.plot([r.utilization], [y0], "o", color="tab:blue", ms=6)
+        inside = (x > r.utilization) & (x < r.after_burst)
         if r.stable_after:
-            end, y1 = r.after_burst, r.mean_after_s * k
-            text = f"×{r.slowdown:.1f}"
+            sx = np.r_[r.utilization, x[inside], r.after_burst]
+            sy = np.r_[y0, y[inside], r.mean_after_s * k]
+            label = (f"{r.utilization:.0%} → {r.after_burst:.0%}: {y0:.0f} → "
+                     f"{r.mean_after_s * k:.0f} {unit} (×{r.slowdown:.1f})")
         else:
-            end, y1 = min(r.after_burst, 0.995), top
-            text = "unstable"
-        ax.annotate("", (end, y1), (r.utilization, y0),
-                    arrowprops={"arrowstyle": "->", "color": "tab:orange", "lw": 1.5})
-        ax.annotate(f"{r.utilization:.0%}→{r.after_burst:.0%}: {text}", (end, y1),
-                    xytext=(-6, 4), textcoords="offset points", ha="right", fontsize=8)
+            sx = np.r_[r.utilization, x[inside]]
+            sy = np.r_[y0, y[inside]]
+            label = f"{r.utilization:.0%} → {r.after_burst:.0%}: past capacity, unstable"
+        # stretches overlap (70 -> 84% covers 80%): later ones thinner and on top, so all show
+        lw = 2.5 + 2.0 * (len(headroom) - 1 - i)
+        ax.plot(sx, sy, color=color, lw=lw, solid_capstyle="butt", label=label, zorder=2 + i)
+        ax.plot([sx[0]], [sy[0]], "o", color=color, ms=8, mec="white", zorder=10)
+        if r.stable_after:
+            ax.plot([sx[-1]], [sy[-1]], "D", color=color, ms=6, mec="white", zorder=10)
+        else:
+            ax.annotate("", (sx[-1], top), (sx[-1], min(sy[-1], top)), zorder=10,
+                        arrowprops={"arrowstyle": "-|>", "color": color, "lw": 2})
     if alarm is not None:
         shade_alarm(ax, alarm)
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, top * 1.05)
     _utilization_axis(ax, "utilization", unit, "mean latency")
-    ax.legend(loc="upper left", frameon=False)
+    ax.set_ylim(0, top)
+    burst = float((headroom["after_burst"] / headroom["utilization"]).iloc[0] - 1.0)
+    ax.legend(loc="upper left", frameon=False,
+              title=f"+{burst:.0%} traffic: utilization, mean latency")
     return ax

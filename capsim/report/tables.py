@@ -150,7 +150,10 @@ def compare_to_theory(points: pd.DataFrame, curve: pd.DataFrame, *,
     theory = curve.melt(id_vars=[x], value_vars=[m for m in points["metric"].unique()
                                                   if m in curve.columns],
                         var_name="metric", value_name="theory")
-    out = points.merge(theory, on=[x, "metric"], how="left")
+    key = "_x_key"  # match x values up to float noise (0.7 vs 140 / 200)
+    out = points.assign(**{key: points[x].round(9)}).merge(
+        theory.assign(**{key: theory[x].round(9)}).drop(columns=[x]), on=[key, "metric"],
+        how="left").drop(columns=[key])
     out["rel_error"] = out["mean"] / out["theory"] - 1.0
     out["inside_ci"] = (out["ci_low"] <= out["theory"]) & (out["theory"] <= out["ci_high"])
     return out
