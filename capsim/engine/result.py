@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
+from capsim.engine.station import COUNTERS
 from capsim.schema import ALL_FLOWS, COMPONENT_COLUMNS, LATENCY_COLUMNS
 
 QUANTILES = (50, 95, 99)
@@ -64,16 +65,56 @@ class RunResult:
     route: np.ndarray
     drop_arrival_s: np.ndarray
     drop_route: np.ndarray
-    stations: tuple[StationStats, ...]
+    station_names: tuple[str, ...]
+    station_servers: tuple[int, ...]
+    offered_loads: tuple[float, ...]  # from the model (NaN for closed workloads)
+    finite_queues: tuple[bool, ...]
+    sample_times_s: np.ndarray  # (K,) from 0 to duration_s, warm-up boundary included
+    samples: np.ndarray  # (K, stations, len(COUNTERS)) cumulative counters at those times
     events: int = 0
     wall_s: float = 0.0
     trace_log: tuple = field(default=(), repr=False)
 
-    # -- status -----------------------------------------------------------------------------
+    # -- windows ----------------------------------------------------------------------------
     @property
     def window_s(self) -> float:
         return self.duration_s - self.warmup_s
 
+    def with_warmup(self, warmup_s: float) -> RunResult:
+        """The same run measured from the first sample time at or after ``warmup_s``.
+
+        Used by warm-up detection (MSER), which picks the truncation after the run.
+        """
+        times = self.sample_times_s
+        i = min(int(np.searchsorted(times, warmup_s - 1e-12)), times.size - 2)
+        return replace(self, warmup_s=float(times[i]))
+
+    def _window(self, t0: float, t1: float) -> tuple[StationStats, ...]:
+        times = self.sample_times_s
+        i0 = int(np.searchsorted(times, t0 - 1e-9))
+        i1 = int(np.searchsorted(times, t1 - 1e-9))
+        delta = self.samples[i1] - self.samples[i0]
+        span = float(times[i1] - times[i0])
+        out = []
+        for k, name in enumerate(self.station_names):
+            d = dict(zip(COUNTERS, delta[k], strict=True))
+            out.append(StationStats(
+                name=name, servers=self.station_servers[k], offered_load=self.offered_loads[k],
+                window_s=span, area_in_system=d["area_in_system"], area_busy=d["area_busy"],
+                wait_sum_s=d["wait_sum_s"], sojourn_sum_s=d["sojourn_sum_s"],
+                arrivals=int(d["arrivals"]), started=int(d["started"]),
+                completions=int(d["completions"]), drops=int(d["drops"]),
+                present_at_end=int(self.samples[i1, k, COUNTERS.index("present")]),
+                finite_queue=self.finite_queues[k],
+            ))
+        return tuple(out)
+
+    @property
+    def stations(self) -> tuple[StationStats, ...]:
+        """Per-station statistics over the measured window ``[warmup_s, duration_s]``."""
+        return self._window(self.warmup_s, self.duration_s)
+
+    # -- status -----------------------------------------------------------------------------
     @property
     def unstable_components(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.stations if not s.stable)

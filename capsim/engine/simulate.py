@@ -8,9 +8,9 @@ import time
 import numpy as np
 import simpy
 
-from capsim.engine.result import RunResult, StationStats
+from capsim.engine.result import RunResult
 from capsim.engine.sources import ClosedSource, OpenSource, Recorder, _RoutePicker
-from capsim.engine.station import Customer, Station
+from capsim.engine.station import Customer, Station, schedule
 from capsim.engine.streams import Draws, seed_sequence, stream
 from capsim.errors import ModelError, check_number
 from capsim.model import ClosedWorkload, OpenWorkload, Service, System
@@ -56,13 +56,16 @@ def simulate(
     warmup_s: float = 0.0,
     seed: int | np.random.SeedSequence = 0,
     *,
+    sample_interval_s: float | None = None,
     trace: bool = False,
 ) -> RunResult:
     """Run ``system`` under ``workload`` for ``duration_s`` simulated seconds.
 
-    Requests that arrive before ``warmup_s`` are not measured and component statistics restart
-    then. The same arguments always give the same result; every random input has its own
-    stream derived from ``seed``.
+    Requests that arrive before ``warmup_s`` are not measured, and component statistics cover
+    ``[warmup_s, duration_s]``. Component counters are also sampled every
+    ``sample_interval_s`` (default: 1/500 of the run), so the warm-up can be moved after the
+    fact (``RunResult.with_warmup``) and metrics read per time window. The same arguments
+    always give the same result; every random input has its own stream derived from ``seed``.
     """
     if not isinstance(system, System):
         raise ModelError(f"simulate.system: must be a System, got {system!r}")
@@ -73,6 +76,9 @@ def simulate(
     if warmup_s >= duration_s:
         raise ModelError(f"simulate.warmup_s: must be < duration_s ({duration_s:g}), "
                          f"got {warmup_s!r}")
+    if sample_interval_s is None:
+        sample_interval_s = duration_s / 500
+    sample_interval_s = check_number("simulate", "sample_interval_s", sample_interval_s)
 
     started = time.perf_counter()
     env = simpy.Environment()
@@ -96,25 +102,11 @@ def simulate(
         holder.append(ClosedSource(env, workload.users, table, picker, think, recorder))
         loads = dict.fromkeys(net.stations, math.nan)
 
-    if warmup_s > 0:
-        env.run(until=warmup_s)
-        for st in net.stations.values():
-            st.close()
-            st.reset_stats()
+    stations = list(net.stations.values())
+    sampler = Sampler(env, stations, _sample_times(duration_s, warmup_s, sample_interval_s))
     env.run(until=duration_s)
-    for st in net.stations.values():
-        st.close()
+    sampler.take(None)
 
-    stations = tuple(
-        StationStats(
-            name=st.name, servers=st.servers, offered_load=loads[st.name],
-            window_s=duration_s - warmup_s, area_in_system=st.area_n, area_busy=st.area_busy,
-            wait_sum_s=st.wait_sum, sojourn_sum_s=st.sojourn_sum, arrivals=st.arrivals,
-            started=st.started, completions=st.completions, drops=st.drops, present_at_end=st.n,
-            finite_queue=st.capacity != math.inf,
-        )
-        for st in net.stations.values()
-    )
     flows = tuple(f.name for f in system.flows)
     return RunResult(
         system=system.name,
@@ -130,11 +122,51 @@ def simulate(
         route=np.asarray(recorder.rid, dtype=np.int64),
         drop_arrival_s=np.asarray(recorder.drop_t0),
         drop_route=np.asarray(recorder.drop_rid, dtype=np.int64),
-        stations=stations,
+        station_names=tuple(st.name for st in stations),
+        station_servers=tuple(st.servers for st in stations),
+        offered_loads=tuple(loads[st.name] for st in stations),
+        finite_queues=tuple(st.capacity != math.inf for st in stations),
+        sample_times_s=np.asarray(sampler.times),
+        samples=np.asarray(sampler.rows, dtype=float),
         events=next(env._eid),  # SimPy's event counter: events scheduled in the run
         wall_s=time.perf_counter() - started,
         trace_log=tuple(log) if log is not None else (),
     )
+
+
+class Sampler:
+    """Records every station's cumulative counters at given times (an event of its own)."""
+
+    __slots__ = ("callbacks", "env", "stations", "due", "times", "rows", "_callbacks")
+    _ok = True
+
+    def __init__(self, env, stations: list[Station], due: list[float]) -> None:
+        self.env, self.stations, self.due = env, stations, due[::-1]
+        self.times: list[float] = []
+        self.rows: list[list[tuple]] = []
+        self._callbacks = (self.take,)
+        self.take(None)
+        self._next()
+
+    def _next(self) -> None:
+        if self.due:
+            self.callbacks = self._callbacks
+            schedule(self.env, self, self.due.pop() - self.env.now)
+
+    def take(self, _event) -> None:
+        self.times.append(self.env.now)
+        self.rows.append([st.counters() for st in self.stations])
+        if _event is not None:
+            self._next()
+
+
+def _sample_times(duration_s: float, warmup_s: float, every_s: float) -> list[float]:
+    """Sampling instants in (0, duration): the regular grid plus the warm-up boundary."""
+    grid = np.arange(1, math.ceil(duration_s / every_s)) * every_s
+    times = set(grid[grid < duration_s].tolist())
+    if warmup_s > 0:
+        times.add(warmup_s)
+    return sorted(times)
 
 
 def _describe(root: np.random.SeedSequence) -> str:

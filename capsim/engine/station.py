@@ -23,6 +23,10 @@ from simpy.events import NORMAL
 from capsim.engine.streams import Draws
 
 
+COUNTERS = ("area_in_system", "area_busy", "wait_sum_s", "sojourn_sum_s", "arrivals", "started",
+            "completions", "drops", "present")
+
+
 class Customer:
     """One request in flight. It doubles as the SimPy event of its current service.
 
@@ -107,6 +111,12 @@ class Station:
     def close(self) -> None:
         """Bring the time-integrals up to the current time (the end of the run)."""
         self._integrate(self.env.now)
+
+    def counters(self) -> tuple[float, ...]:
+        """Cumulative counters now, in the order of ``COUNTERS`` (integrals brought up to date)."""
+        self._integrate(self.env.now)
+        return (self.area_n, self.area_busy, self.wait_sum, self.sojourn_sum, self.arrivals,
+                self.started, self.completions, self.drops, self.n)
 
     # -- the built-in request path (hot) --------------------------------------------------
     def arrive(self, cust: Customer) -> None:
