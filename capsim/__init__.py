@@ -15,7 +15,16 @@ from capsim.dists import (
 )
 from capsim.engine import Network, RunResult, simulate
 from capsim.errors import ModelError
-from capsim.experiment import Replications, replicate
+from capsim.experiment import (
+    Budget,
+    Replications,
+    ResultStore,
+    SweepResult,
+    find_saturation,
+    growth,
+    replicate,
+    sweep,
+)
 from capsim.model import (
     Branch,
     Call,
@@ -32,6 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Branch",
+    "Budget",
     "analytic",
     "Call",
     "ClosedWorkload",
@@ -48,12 +58,17 @@ __all__ = [
     "ModelError",
     "Network",
     "Replications",
+    "ResultStore",
     "RunResult",
     "OpenWorkload",
     "Service",
+    "SweepResult",
     "System",
     "Workload",
+    "find_saturation",
+    "growth",
     "replace",
     "replicate",
     "simulate",
+    "sweep",
 ]

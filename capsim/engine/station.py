@@ -22,7 +22,6 @@ from simpy.events import NORMAL
 
 from capsim.engine.streams import Draws
 
-
 COUNTERS = ("area_in_system", "area_busy", "wait_sum_s", "sojourn_sum_s", "arrivals", "started",
             "completions", "drops", "present")
 

@@ -1,7 +1,38 @@
-"""Experiments over many runs: replications with confidence intervals (sweeps come next)."""
+"""Experiments over many runs: replications, sweeps, saturation search, the result store."""
 
+from capsim.experiment.growth import growth, growth_curve
 from capsim.experiment.replications import Replications, replicate
+from capsim.experiment.saturation import (
+    Budget,
+    Saturation,
+    SaturationSearch,
+    find_saturation,
+    twin_saturation,
+)
 from capsim.experiment.stats import ci_table, mean_ci
+from capsim.experiment.store import NullStore, ResultStore, fingerprint
+from capsim.experiment.sweep import SweepResult, sweep
 from capsim.experiment.twin import twin_gap
+from capsim.experiment.warmup import detect_warmup, mser
 
-__all__ = ["Replications", "ci_table", "mean_ci", "replicate", "twin_gap"]
+__all__ = [
+    "Budget",
+    "NullStore",
+    "Replications",
+    "ResultStore",
+    "Saturation",
+    "SaturationSearch",
+    "SweepResult",
+    "ci_table",
+    "detect_warmup",
+    "find_saturation",
+    "fingerprint",
+    "growth",
+    "growth_curve",
+    "mean_ci",
+    "mser",
+    "replicate",
+    "sweep",
+    "twin_gap",
+    "twin_saturation",
+]

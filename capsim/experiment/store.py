@@ -41,7 +41,8 @@ def _canon(obj: object) -> object:
         return int(obj)
     if isinstance(obj, float):  # also np.float64; hex is exact, and handles inf/nan
         return ["float", float.hex(float(obj))]
-    if isinstance(obj, np.generic) and isinstance(obj, np.bool_ | np.integer | np.floating):
+    scalar = isinstance(obj, np.bool_ | np.integer | np.floating)
+    if scalar and not isinstance(obj.item(), np.generic):  # np.longdouble: no exact Python twin
         return _canon(obj.item())  # np.int64(5) means the same model as 5
     if isinstance(obj, np.ndarray):
         head = ["ndarray", _canon(np.lib.format.dtype_to_descr(obj.dtype)), list(obj.shape)]

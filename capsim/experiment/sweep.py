@@ -1,0 +1,336 @@
+"""Sweeps: many workloads x independent replications, run anywhere, stored as they finish.
+
+Every (point, replication) is one job with its own seed, ``SeedSequence(seed).spawn``'s
+replication-th child: the same child at every point, so neighbouring points see common random
+numbers and the curve is smooth, while replications stay independent. A job is a pure function
+of its inputs, so the answer is the same whether it runs in this process, in local processes or
+on a dask cluster, and a finished job stored on disk never needs to run again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from capsim.analytic import solve
+from capsim.engine import RunResult, simulate
+from capsim.errors import ModelError, check_int, check_number
+from capsim.experiment.growth import Workload
+from capsim.experiment.replications import COMPONENT_METRICS, LATENCY_METRICS
+from capsim.experiment.stats import mean_ci
+from capsim.experiment.store import NullStore, ResultStore
+from capsim.experiment.warmup import mser
+from capsim.model import System
+
+# Candidate truncation points (fractions of the run) stored with every job when the warm-up is
+# detected: MSER then picks among them using all replications of a point.
+WARMUP_CANDIDATES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+SAMPLES_PER_RUN = 200
+KEYS = ["point", "replication"]
+
+
+@dataclass(frozen=True)
+class Job:
+    point: int
+    replication: int
+    system: System
+    workload: Workload
+    duration_s: float
+    warmups_s: tuple[float, ...]
+    seed: np.random.SeedSequence
+
+    def store_key(self, store: ResultStore) -> str:
+        return store.key(kind="sweep-job", system=self.system, workload=self.workload,
+                         duration_s=self.duration_s, warmups_s=self.warmups_s,
+                         seed=self.seed, samples=SAMPLES_PER_RUN)
+
+
+def run_job(job: Job) -> pd.DataFrame:
+    """Simulate one (point, replication); summary rows for each candidate warm-up, in long form
+    (kind, name, metric, value, warmup_s), plus the sampled number present (kind="state")."""
+    run = simulate(job.system, job.workload, job.duration_s, 0.0, job.seed,
+                   sample_interval_s=job.duration_s / SAMPLES_PER_RUN)
+    frames = [_long(run.with_warmup(w)) for w in job.warmups_s]
+    frames.append(_state_rows(run))
+    out = pd.concat(frames, ignore_index=True)
+    out.insert(0, "replication", job.replication)
+    out.insert(0, "point", job.point)
+    out["requests"] = int(run.arrival_s.size)
+    out["wall_s"] = run.wall_s
+    return out
+
+
+def _long(run: RunResult) -> pd.DataFrame:
+    lat = run.latency().melt(id_vars="flow", value_vars=LATENCY_METRICS + ["stable"],
+                             var_name="metric", value_name="value")
+    lat = lat.rename(columns={"flow": "name"}).assign(kind="flow")
+    comp = run.components().melt(id_vars="component",
+                                 value_vars=COMPONENT_METRICS + ["offered_load", "drops",
+                                                                 "stable"],
+                                 var_name="metric", value_name="value")
+    comp = comp.rename(columns={"component": "name"}).assign(kind="component")
+    out = pd.concat([lat, comp], ignore_index=True)[["kind", "name", "metric", "value"]]
+    out["value"] = out["value"].astype(float)
+    out["warmup_s"] = run.warmup_s
+    return out
+
+
+def _state_rows(run: RunResult) -> pd.DataFrame:
+    from capsim.engine.station import COUNTERS
+
+    k = COUNTERS.index("area_in_system")
+    present = np.diff(run.samples[:, :, k].sum(axis=1)) / np.diff(run.sample_times_s)
+    return pd.DataFrame({"kind": "state", "name": "present",
+                         "metric": [f"{t:.9g}" for t in run.sample_times_s[:-1]],
+                         "value": present, "warmup_s": np.nan})
+
+
+def _analytic_rows(system: System, workload: Workload, point: int) -> pd.DataFrame:
+    """An unstable point is not simulated: its queues grow without bound, so there is nothing
+    to estimate. The twin's rows (inf latency, stable=0) stand in for it."""
+    twin = solve(system, workload)
+    lat = twin.latency().melt(id_vars="flow", value_vars=LATENCY_METRICS + ["stable"],
+                              var_name="metric", value_name="value").rename(
+        columns={"flow": "name"}).assign(kind="flow")
+    comp = twin.components().melt(id_vars="component",
+                                  value_vars=COMPONENT_METRICS + ["offered_load", "drops",
+                                                                  "stable"],
+                                  var_name="metric", value_name="value").rename(
+        columns={"component": "name"}).assign(kind="component")
+    out = pd.concat([lat, comp], ignore_index=True)[["kind", "name", "metric", "value"]]
+    out["value"] = out["value"].astype(float)
+    out.insert(0, "replication", 0)
+    out.insert(0, "point", point)
+    out["warmup_s"] = 0.0
+    out["requests"] = 0
+    out["wall_s"] = 0.0
+    return out
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Every job's rows, and the per-point summaries with confidence intervals."""
+
+    system: System
+    points: pd.DataFrame  # point, users, arrival_rate_per_s, simulated, replications
+    rows: pd.DataFrame  # long rows of every job (see run_job)
+    confidence: float = 0.95
+    warmup_given: bool = False
+
+    def warmups(self) -> pd.Series:
+        """Warm-up used per point: the one given, or MSER-5 on the replication-averaged state."""
+        out = {}
+        for point, group in self.rows.groupby("point"):
+            candidates = np.sort(group["warmup_s"].dropna().unique())
+            if self.warmup_given or candidates.size <= 1:
+                out[point] = float(candidates[0]) if candidates.size else 0.0
+                continue
+            state = group[group["kind"] == "state"]
+            series = state.groupby("metric", sort=False)["value"].mean()
+            times = np.array([float(t) for t in series.index])
+            order = np.argsort(times)
+            cut = times[order][mser(series.to_numpy()[order])]
+            out[point] = float(candidates[np.searchsorted(candidates, cut - 1e-9)]
+                               if cut <= candidates[-1] else candidates[-1])
+        return pd.Series(out, name="warmup_s")
+
+    def measured(self) -> pd.DataFrame:
+        """The job rows at each point's chosen warm-up (no state rows)."""
+        w = self.warmups()
+        rows = self.rows[self.rows["kind"] != "state"]
+        chosen = rows["point"].map(w)
+        return rows[np.isclose(rows["warmup_s"], chosen)]
+
+    def _summary(self, kind: str) -> pd.DataFrame:
+        rows = self.measured()
+        rows = rows[rows["kind"] == kind]
+        out = []
+        for (point, name, metric), group in rows.groupby(["point", "name", "metric"],
+                                                        sort=False):
+            m, half = mean_ci(group["value"], self.confidence)
+            out.append({"point": point, "name": name, "metric": metric, "mean": m,
+                        "half_width": half, "ci_low": m - half, "ci_high": m + half,
+                        "replications": len(group)})
+        df = pd.DataFrame(out).merge(self.points[["point", "users"]], on="point")
+        return df.rename(columns={"name": "flow" if kind == "flow" else "component"})
+
+    def latency(self) -> pd.DataFrame:
+        """Per point, flow and metric: mean over replications with its confidence interval."""
+        return self._summary("flow")
+
+    def components(self) -> pd.DataFrame:
+        return self._summary("component")
+
+    def metric(self, metric: str, name: str = "all", kind: str = "flow") -> pd.DataFrame:
+        """One curve: users, mean, ci_low, ci_high, stable for ``metric`` of ``name``."""
+        table = self.latency() if kind == "flow" else self.components()
+        key = "flow" if kind == "flow" else "component"
+        if kind == "flow" and name == "all" and "all" not in set(table[key]):
+            name = table[key].iloc[0]
+        curve = table[(table[key] == name) & (table["metric"] == metric)]
+        stable = table[(table[key] == name) & (table["metric"] == "stable")]
+        curve = curve.merge(stable[["point", "mean"]].rename(columns={"mean": "stable"}),
+                            on="point")
+        curve["stable"] = curve["stable"] >= 1.0
+        return curve.sort_values("users").reset_index(drop=True)
+
+    @property
+    def simulated_requests(self) -> int:
+        jobs = self.rows.drop_duplicates(KEYS)
+        return int(jobs["requests"].sum())
+
+    def saturation(self, budget):
+        """Where ``budget`` first breaks, with a CI and the bottleneck (see ``Budget``)."""
+        from capsim.experiment.saturation import saturation_from_sweep
+
+        return saturation_from_sweep(self, budget)
+
+
+def sweep(system: System, workloads: Sequence[Workload], replications: int | str = 5,
+          seed: int = 0, *, duration_s: float, warmup_s: float | None = None,
+          executor: Executor | None = None, cluster: str | None = None,
+          processes: int | None = None, store: ResultStore | str | None = "results",
+          progress: bool = True, confidence: float = 0.95,
+          target_half_width: float = 0.05, max_replications: int = 30,
+          target_metric: str = "p99_s") -> SweepResult:
+    """Simulate every workload ``replications`` times and summarise with confidence intervals.
+
+    ``replications="auto"`` starts with 3 and adds more to each point until the CI half-width
+    of ``target_metric`` (pooled flow) is below ``target_half_width`` of its mean, or
+    ``max_replications`` is reached. ``warmup_s=None`` detects the warm-up (MSER-5).
+    Jobs run on ``executor`` (any ``concurrent.futures.Executor``), on the dask cluster at
+    ``cluster`` ("tcp://host:8786"), or on ``processes`` local processes (default: all cores;
+    1 = in this process). Finished jobs are stored in ``store`` (a directory, or None) and an
+    interrupted sweep picks up where it stopped.
+    """
+    workloads = list(workloads)
+    if not workloads:
+        raise ModelError("sweep.workloads: must hold at least one workload")
+    duration_s = check_number("sweep", "duration_s", duration_s)
+    auto = replications == "auto"
+    if not auto:
+        check_int("sweep", "replications", replications, minimum=1)
+    store = _as_store(store)
+    warmups = (tuple(w * duration_s for w in WARMUP_CANDIDATES) if warmup_s is None
+               else (check_number("sweep", "warmup_s", warmup_s, strict=False),))
+    if warmups[-1] >= duration_s:
+        raise ModelError(f"sweep.warmup_s: must be < duration_s ({duration_s:g}), "
+                         f"got {warmup_s!r}")
+    root = np.random.SeedSequence(seed)
+    points, stable = [], {}
+    for i, w in enumerate(workloads):
+        twin_stable = solve(system, w).stable
+        stable[i] = twin_stable
+        points.append({"point": i, "users": w.users,
+                       "arrival_rate_per_s": getattr(w, "arrival_rate_per_s", np.nan),
+                       "simulated": twin_stable})
+    frames = [_analytic_rows(system, w, i) for i, w in enumerate(workloads) if not stable[i]]
+
+    def jobs_for(point: int, reps: range) -> list[Job]:
+        return [Job(point, r, system, workloads[point], duration_s, warmups,
+                    np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, r)))
+                for r in reps]
+
+    first = 3 if auto else replications
+    todo = [j for i in range(len(workloads)) if stable[i] for j in jobs_for(i, range(first))]
+    done: dict[tuple[int, int], pd.DataFrame] = {}
+    with ExitStack() as stack:
+        pool = _executor(executor, cluster, processes, stack)
+        bar = stack.enter_context(tqdm(total=len(todo), desc="sweep", unit="run",
+                                       disable=not progress))
+        while todo:
+            _run_all(todo, pool, store, done, bar)
+            todo = []
+            if auto:
+                partial = _result(system, points, frames, done, confidence, warmup_s)
+                for i in range(len(workloads)):
+                    have = sum(1 for (p, _) in done if p == i)
+                    if stable[i] and have < max_replications and _too_wide(
+                            partial, i, target_metric, target_half_width):
+                        more = min(max(2, have // 2), max_replications - have)
+                        todo += jobs_for(i, range(have, have + more))
+                bar.total += len(todo)
+                bar.refresh()
+    return _result(system, points, frames, done, confidence, warmup_s)
+
+
+def _result(system, points, frames, done, confidence, warmup_s) -> SweepResult:
+    rows = pd.concat(frames + [done[k] for k in sorted(done)], ignore_index=True)
+    pts = pd.DataFrame(points)
+    reps = rows.drop_duplicates(KEYS).groupby("point").size()
+    pts["replications"] = pts["point"].map(reps).fillna(0).astype(int)
+    return SweepResult(system, pts, rows, confidence, warmup_given=warmup_s is not None)
+
+
+def _too_wide(result: SweepResult, point: int, metric: str, target: float) -> bool:
+    lat = result.latency()
+    names = set(lat["flow"])
+    name = "all" if "all" in names else sorted(names)[0]
+    row = lat[(lat["point"] == point) & (lat["flow"] == name) & (lat["metric"] == metric)]
+    if row.empty:
+        return False
+    m, half = row["mean"].item(), row["half_width"].item()
+    return bool(np.isfinite(m) and m > 0 and not half <= target * m)
+
+
+def _run_all(jobs: list[Job], pool: Executor | None, store: ResultStore,
+             done: dict, bar) -> None:
+    """Run what is not stored yet; store each job the moment it finishes."""
+    pending = []
+    for job in jobs:
+        cached = store.get(job.store_key(store))
+        if cached is not None:
+            done[job.point, job.replication] = cached
+            bar.update()
+        else:
+            pending.append(job)
+    if pool is None:
+        for job in pending:
+            _finish(job, run_job(job), store, done, bar)
+        return
+    futures = {pool.submit(run_job, job): job for job in pending}
+    try:
+        for future in as_completed(futures):
+            _finish(futures[future], future.result(), store, done, bar)
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+
+
+def _finish(job: Job, rows: pd.DataFrame, store: ResultStore, done: dict, bar) -> None:
+    store.put(job.store_key(store), rows)
+    done[job.point, job.replication] = rows
+    bar.update()
+
+
+def _as_store(store) -> ResultStore:
+    if store is None:
+        return NullStore()
+    if isinstance(store, ResultStore):
+        return store
+    return ResultStore(store)
+
+
+def _executor(executor, cluster, processes, stack: ExitStack) -> Executor | None:
+    if executor is not None:
+        return executor
+    if cluster is not None:
+        try:
+            from distributed import Client
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ImportError("sweep(cluster=...) needs dask.distributed: "
+                              "pip install 'capsim[cluster]'") from exc
+        client = stack.enter_context(Client(cluster))
+        return client.get_executor()
+    workers = processes or os.cpu_count() or 1
+    if workers <= 1:
+        return None
+    return stack.enter_context(ProcessPoolExecutor(workers))
