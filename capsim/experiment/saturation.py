@@ -253,12 +253,18 @@ def find_saturation(system: System, workload, budget: Budget, *, duration_s: flo
         lo, hi = hi, hi * 1.3
     while (hi - lo) > rel_tol * hi and len(evaluations) < max_points:
         mid = 0.5 * (lo + hi)
-        if verdict(mid):
-            hi = mid
-        else:
-            lo = mid
-        if not evaluations[-1]["decided"]:
-            break
+        broken = verdict(mid)
+        if evaluations[-1]["decided"]:
+            lo, hi = (lo, mid) if broken else (mid, hi)
+            continue
+        # the CI still straddles the limit: the answer is within noise of mid; probe
+        # rel_tol either side and keep whichever ends the simulation can decide
+        for probe in (mid * (1 - rel_tol), mid * (1 + rel_tol)):
+            if lo < probe < hi:
+                broken = verdict(probe)
+                if evaluations[-1]["decided"]:
+                    lo, hi = (lo, probe) if broken else (probe, hi)
+        break
     table = pd.DataFrame(evaluations)
     bottleneck = solve(system, workload.with_users(_users(workload, hi))).bottleneck
     return SaturationSearch(0.5 * (lo + hi), lo, hi, guess, bottleneck, table, requests,
