@@ -1,6 +1,6 @@
-"""A capacity table: the analytic twin and replicated simulation side by side, per user count.
+"""A capacity table: the analytic twin and the replicated simulation side by side, per user count.
 
-A small grid for a first look; the growth sweeps with saturation search build on the same rows.
+The short first look that ``make run`` prints; it is a view of a sweep, not a second engine.
 """
 
 from __future__ import annotations
@@ -8,38 +8,38 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from capsim.analytic import solve
-from capsim.experiment.replications import replicate
+from capsim.experiment.growth import growth
+from capsim.experiment.sweep import SweepResult, sweep
 from capsim.model import OpenWorkload, System
 from capsim.schema import ALL_FLOWS
 
 
 def capacity_table(system: System, workload: OpenWorkload, users: Iterable[float], *,
                    replications: int = 3, duration_s: float = 120.0, warmup_s: float = 20.0,
-                   seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """One row per user count: utilization of every component, p99 from twin and simulation.
+                   seed: int = 0, progress: bool = True, store=None,
+                   processes: int | None = None) -> tuple[pd.DataFrame, SweepResult]:
+    """One row per user count: offered load of every component, p99 from twin and simulation.
 
-    Unstable points are not simulated (the twin already knows the answer is "no steady
-    state"), and show ``inf`` latency with ``stable=False``.
+    Unstable points are not simulated (the twin already knows there is no steady state) and
+    show ``inf`` latency with ``stable=False``. Returns the table and the sweep behind it.
     """
+    loads = growth(workload, users=list(users))
+    result = sweep(system, loads, replications, seed, duration_s=duration_s,
+                   warmup_s=warmup_s, progress=progress, store=store, processes=processes)
+    p99 = result.metric("p99_s").set_index("users")
     rows = []
-    for n in tqdm(list(users), desc="capacity", disable=not progress, unit="point"):
-        load = workload.with_users(n)
+    for load in loads:
         twin = solve(system, load)
         lat = twin.latency().set_index("flow")
         overall = ALL_FLOWS if ALL_FLOWS in lat.index else lat.index[0]
-        row = {"users": n, "arrival_rate_per_s": load.arrival_rate_per_s,
+        row = {"users": load.users, "arrival_rate_per_s": load.arrival_rate_per_s,
                "stable": twin.stable, "bottleneck": twin.bottleneck}
         for _, c in twin.components().iterrows():
             row[f"utilization_{c['component']}"] = c["offered_load"]
         row["p99_twin_s"] = lat.loc[overall, "p99_s"]
-        row["p99_sim_s"] = row["p99_sim_ci_s"] = float("inf")
-        if twin.stable:
-            rep = replicate(system, load, replications, seed, duration_s=duration_s,
-                            warmup_s=warmup_s).latency()
-            p99 = rep[(rep["flow"] == overall) & (rep["metric"] == "p99_s")].iloc[0]
-            row["p99_sim_s"], row["p99_sim_ci_s"] = p99["mean"], p99["half_width"]
+        row["p99_sim_s"] = p99.loc[load.users, "mean"]
+        row["p99_sim_ci_s"] = p99.loc[load.users, "half_width"]
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), result
