@@ -129,8 +129,8 @@ class Deterministic(Distribution):
 
 
 @dataclass(frozen=True)
-class Gamma(Distribution):
-    """Gamma durations by mean and cv; cv < 1 is smoother than exponential, cv > 1 burstier."""
+class _ByMeanAndCv(Distribution):
+    """A family given by its mean and cv (what people measure), validated once here."""
 
     mean_s: float = 1.0
     cv_: float = 1.0
@@ -147,6 +147,17 @@ class Gamma(Distribution):
     def cv(self) -> float:
         return self.cv_
 
+    def scaled(self, mean: float) -> _ByMeanAndCv:
+        return type(self)(mean, self.cv_)
+
+    def __repr__(self) -> str:
+        return f"{self._owner()}(mean={self.mean_s!r}, cv={self.cv_!r})"
+
+
+@dataclass(frozen=True, init=False, repr=False)
+class Gamma(_ByMeanAndCv):
+    """Gamma durations by mean and cv; cv < 1 is smoother than exponential, cv > 1 burstier."""
+
     @property
     def shape(self) -> float:
         return 1.0 / self.cv_**2
@@ -157,12 +168,6 @@ class Gamma(Distribution):
     def cdf(self, x):
         x = np.maximum(np.asarray(x, dtype=float), 0.0)
         return special.gammainc(self.shape, x * self.shape / self.mean_s)
-
-    def scaled(self, mean: float) -> Gamma:
-        return Gamma(mean, self.cv_)
-
-    def __repr__(self) -> str:
-        return f"Gamma(mean={self.mean_s!r}, cv={self.cv_!r})"
 
 
 @dataclass(frozen=True)
@@ -187,24 +192,9 @@ class Erlang(Gamma):
         return f"Erlang(k={self.k!r}, mean={self.mean_s!r})"
 
 
-@dataclass(frozen=True)
-class LogNormal(Distribution):
+@dataclass(frozen=True, init=False, repr=False)
+class LogNormal(_ByMeanAndCv):
     """Log-normal by mean and cv: the long right tail of real request latencies."""
-
-    mean_s: float = 1.0
-    cv_: float = 1.0
-
-    def __init__(self, mean: float = 1.0, cv: float = 1.0) -> None:
-        object.__setattr__(self, "mean_s", check_number("LogNormal", "mean", mean))
-        object.__setattr__(self, "cv_", check_number("LogNormal", "cv", cv))
-
-    @property
-    def mean(self) -> float:
-        return self.mean_s
-
-    @property
-    def cv(self) -> float:
-        return self.cv_
 
     @property
     def sigma(self) -> float:
@@ -220,34 +210,15 @@ class LogNormal(Distribution):
     def cdf(self, x):
         return stats.lognorm.cdf(np.asarray(x, dtype=float), s=self.sigma, scale=math.exp(self.mu))
 
-    def scaled(self, mean: float) -> LogNormal:
-        return LogNormal(mean, self.cv_)
 
-    def __repr__(self) -> str:
-        return f"LogNormal(mean={self.mean_s!r}, cv={self.cv_!r})"
-
-
-@dataclass(frozen=True)
-class HyperExponential(Distribution):
+@dataclass(frozen=True, init=False, repr=False)
+class HyperExponential(_ByMeanAndCv):
     """Two exponential phases with balanced means: bursty durations with cv > 1."""
 
-    mean_s: float = 1.0
-    cv_: float = 2.0
-
     def __init__(self, mean: float = 1.0, cv: float = 2.0) -> None:
-        object.__setattr__(self, "mean_s", check_number("HyperExponential", "mean", mean))
-        cv = check_number("HyperExponential", "cv", cv)
-        if not cv > 1.0:
+        super().__init__(mean, cv)
+        if not self.cv_ > 1.0:
             raise fail("HyperExponential", "cv", "must be > 1 (use Gamma or Erlang below 1)", cv)
-        object.__setattr__(self, "cv_", cv)
-
-    @property
-    def mean(self) -> float:
-        return self.mean_s
-
-    @property
-    def cv(self) -> float:
-        return self.cv_
 
     @property
     def phases(self) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -266,12 +237,6 @@ class HyperExponential(Distribution):
         x = np.maximum(np.asarray(x, dtype=float), 0.0)
         (p1, m1), (p2, m2) = self.phases
         return 1.0 - p1 * np.exp(-x / m1) - p2 * np.exp(-x / m2)
-
-    def scaled(self, mean: float) -> HyperExponential:
-        return HyperExponential(mean, self.cv_)
-
-    def __repr__(self) -> str:
-        return f"HyperExponential(mean={self.mean_s!r}, cv={self.cv_!r})"
 
 
 @dataclass(frozen=True)

@@ -68,17 +68,22 @@ def run_job(job: Job) -> pd.DataFrame:
 
 
 def _long(run: RunResult) -> pd.DataFrame:
-    lat = run.latency().melt(id_vars="flow", value_vars=LATENCY_METRICS + ["stable"],
-                             var_name="metric", value_name="value")
-    lat = lat.rename(columns={"flow": "name"}).assign(kind="flow")
-    comp = run.components().melt(id_vars="component",
-                                 value_vars=COMPONENT_METRICS + ["offered_load", "drops",
-                                                                 "stable"],
-                                 var_name="metric", value_name="value")
-    comp = comp.rename(columns={"component": "name"}).assign(kind="component")
-    out = pd.concat([lat, comp], ignore_index=True)[["kind", "name", "metric", "value"]]
-    out["value"] = out["value"].astype(float)
+    out = _melt(run.latency(), run.components())
     out["warmup_s"] = run.warmup_s
+    return out
+
+
+def _melt(latency: pd.DataFrame, components: pd.DataFrame) -> pd.DataFrame:
+    """Latency and component tables (simulated or analytic) as kind, name, metric, value."""
+    lat = latency.melt(id_vars="flow", value_vars=LATENCY_METRICS + ["stable"],
+                       var_name="metric", value_name="value")
+    comp = components.melt(id_vars="component",
+                           value_vars=COMPONENT_METRICS + ["offered_load", "drops", "stable"],
+                           var_name="metric", value_name="value")
+    out = pd.concat([lat.rename(columns={"flow": "name"}).assign(kind="flow"),
+                     comp.rename(columns={"component": "name"}).assign(kind="component")],
+                    ignore_index=True)[["kind", "name", "metric", "value"]]
+    out["value"] = out["value"].astype(float)
     return out
 
 
@@ -96,16 +101,7 @@ def _analytic_rows(system: System, workload: Workload, point: int) -> pd.DataFra
     """An unstable point is not simulated: its queues grow without bound, so there is nothing
     to estimate. The twin's rows (inf latency, stable=0) stand in for it."""
     twin = solve(system, workload)
-    lat = twin.latency().melt(id_vars="flow", value_vars=LATENCY_METRICS + ["stable"],
-                              var_name="metric", value_name="value").rename(
-        columns={"flow": "name"}).assign(kind="flow")
-    comp = twin.components().melt(id_vars="component",
-                                  value_vars=COMPONENT_METRICS + ["offered_load", "drops",
-                                                                  "stable"],
-                                  var_name="metric", value_name="value").rename(
-        columns={"component": "name"}).assign(kind="component")
-    out = pd.concat([lat, comp], ignore_index=True)[["kind", "name", "metric", "value"]]
-    out["value"] = out["value"].astype(float)
+    out = _melt(twin.latency(), twin.components())
     out.insert(0, "replication", 0)
     out.insert(0, "point", point)
     out["warmup_s"] = 0.0
