@@ -8,12 +8,13 @@ import time
 import numpy as np
 import simpy
 
+from capsim.engine.program import Compiler
 from capsim.engine.result import RunResult
 from capsim.engine.sources import ClosedSource, OpenSource, Recorder, _RoutePicker
 from capsim.engine.station import Customer, Station, schedule
 from capsim.engine.streams import Draws, seed_sequence, stream
 from capsim.errors import ModelError, check_number
-from capsim.model import ClosedWorkload, OpenWorkload, Service, System
+from capsim.model import Call, ClosedWorkload, OpenWorkload, Service, System
 
 
 class Network:
@@ -41,12 +42,13 @@ class Network:
         self.system.component(name)  # an unknown name raises the helpful ModelError
         return self.stations[name]
 
-    def route_table(self, finish) -> list[tuple]:
-        """Each route as a tuple of step callables ending with ``finish``."""
-        return [
-            tuple(self.stations[c.component].arrive for c in route.calls) + (finish,)
-            for route in self.system.routes()
-        ]
+    def programs(self, finish) -> list[tuple]:
+        """Each flow compiled to its program of step callables, ending with ``finish``."""
+        compiler = Compiler(self._visit, lambda key: stream(self.root, key))
+        return [compiler.compile(flow, finish) for flow in self.system.flows]
+
+    def _visit(self, call: Call, where: str) -> list:
+        return [self.stations[call.component].arrive]
 
 
 def simulate(
@@ -84,13 +86,12 @@ def simulate(
     env = simpy.Environment()
     log: list | None = [] if trace else None
     recorder = Recorder(env)
-    routes = system.routes()
     root = seed_sequence(seed)
-    picker = _RoutePicker([r.probability for r in routes], stream(root, "routes"))
+    picker = _RoutePicker([f.weight for f in system.flows], stream(root, "flows"))
 
     if isinstance(workload, OpenWorkload):
         net = Network(system, env, root, on_drop=recorder.drop, trace=log)
-        table = net.route_table(_traced_finish(recorder.finish, log, env))
+        table = net.programs(_traced_finish(recorder.finish, log, env))
         gaps = Draws(workload.interarrival_time(), stream(root, "arrivals"))
         OpenSource(env, table, picker, gaps)
         loads = system.offered_load(workload.arrival_rate_per_s)
@@ -98,7 +99,7 @@ def simulate(
         think = Draws(workload.think_time, stream(root, "think"))
         holder: list[ClosedSource] = []
         net = Network(system, env, root, on_drop=lambda c: holder[0].drop(c), trace=log)
-        table = net.route_table(_traced_finish(lambda c: holder[0].finish(c), log, env))
+        table = net.programs(_traced_finish(lambda c: holder[0].finish(c), log, env))
         holder.append(ClosedSource(env, workload.users, table, picker, think, recorder))
         loads = dict.fromkeys(net.stations, math.nan)
 
@@ -115,8 +116,8 @@ def simulate(
         duration_s=duration_s,
         warmup_s=warmup_s,
         flows=flows,
-        route_flow=tuple(flows.index(r.flow) for r in routes),
-        route_components=tuple(tuple(c.component for c in r.calls) for r in routes),
+        route_flow=tuple(range(len(flows))),
+        route_components=tuple(f.components() for f in system.flows),
         arrival_s=np.asarray(recorder.t0),
         finish_s=np.asarray(recorder.t1),
         route=np.asarray(recorder.rid, dtype=np.int64),

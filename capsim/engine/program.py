@@ -1,0 +1,85 @@
+"""Compile a flow's steps into a program: a tuple of step callables the request walks through.
+
+A request holds its program and its position. Each step is called with the request when the
+request reaches it; a station step calls the next one when its service ends, and a control step
+(a branch, a cache decision) jumps at once by setting the position and calling the step there.
+Random choices happen when the request gets to them, from their own buffered stream, so the
+same flow gives the same program in every run and the hot path stays one call per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from capsim.engine.station import Customer
+from capsim.engine.streams import Choices
+from capsim.model import Branch, Call, Flow
+
+Step = Callable[[Customer], None]
+
+
+class _Jump:
+    """Go to ``target`` (the end of a branch block)."""
+
+    __slots__ = ("target",)
+
+    def __init__(self) -> None:
+        self.target = -1
+
+    def __call__(self, cust: Customer) -> None:
+        t = self.target
+        cust.idx = t
+        cust.route[t](cust)
+
+
+class _Branch:
+    """Pick an option by its probability and jump to the start of its block."""
+
+    __slots__ = ("targets", "choices")
+
+    def __init__(self, probabilities, rng) -> None:
+        self.targets: list[int] = []
+        self.choices = Choices(probabilities, rng)
+
+    def __call__(self, cust: Customer) -> None:
+        c = self.choices
+        t = self.targets[(c.buf or c.refill()).pop()]
+        cust.idx = t
+        cust.route[t](cust)
+
+
+class Compiler:
+    """Turns steps into a flat program; ``visit(step)`` gives the callables of one visit.
+
+    ``visit`` is supplied by the engine's network: it knows what each component does.
+    """
+
+    def __init__(self, visit: Callable[[Call, str], list[Step]], rng_for: Callable[[str], object]):
+        self.visit = visit
+        self.rng_for = rng_for
+
+    def compile(self, flow: Flow, finish: Step) -> tuple[Step, ...]:
+        program: list[Step] = []
+        self._emit(flow.steps, program, f"flow:{flow.name}")
+        program.append(finish)
+        return tuple(program)
+
+    def _emit(self, steps, program: list[Step], where: str) -> None:
+        for i, step in enumerate(steps):
+            here = f"{where}/{i}"
+            if isinstance(step, Call):
+                program.extend(self.visit(step, here))
+            elif isinstance(step, Branch):
+                node = _Branch([p for p, _ in step.options], self.rng_for(f"branch:{here}"))
+                program.append(node)
+                jumps = []
+                for k, (_, sub) in enumerate(step.options):
+                    node.targets.append(len(program))
+                    self._emit(sub, program, f"{here}/{k}")
+                    jump = _Jump()
+                    jumps.append(jump)
+                    program.append(jump)
+                for jump in jumps:
+                    jump.target = len(program)
+            else:  # pragma: no cover - the model validates step types
+                raise TypeError(f"cannot compile step {step!r}")
