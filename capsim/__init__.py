@@ -26,21 +26,39 @@ from capsim.experiment import (
     sweep,
 )
 from capsim.model import (
+    CDN,
     Branch,
+    Cache,
     Call,
     ClosedWorkload,
     Component,
+    Database,
+    Delay,
     Flow,
+    MessageQueue,
     OpenWorkload,
+    Outage,
+    Publish,
+    Read,
     Service,
     System,
     Workload,
+    Write,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CDN",
     "Branch",
+    "Cache",
+    "Database",
+    "Delay",
+    "MessageQueue",
+    "Outage",
+    "Publish",
+    "Read",
+    "Write",
     "Budget",
     "analytic",
     "Call",

@@ -94,8 +94,8 @@ def test_system_level_checks():
         cs.System([web], [cs.Flow("a", 0.6, [cs.Call("web")]), cs.Flow("b", 0.3, [cs.Call("web")])])
     with pytest.raises(cs.ModelError, match=r"System.flows: must hold at least one Flow"):
         cs.System([web], [])
-    with pytest.raises(cs.ModelError, match=r"every route is empty"):
-        cs.System([web], [cs.Flow("f", 1.0, [cs.Branch([(1.0, [])])])]).routes()
+    with pytest.raises(cs.ModelError, match=r"Flow\('f'\).steps: calls no component"):
+        cs.Flow("f", 1.0, [cs.Branch([(1.0, [])])])
 
 
 def test_workload_rates():

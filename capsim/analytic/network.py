@@ -151,13 +151,10 @@ def solve(system: System, workload: OpenWorkload | ClosedWorkload, *,
 
 def _stations(system: System) -> dict[str, _Station]:
     out = {}
-    for comp in system.components:
-        service = getattr(comp, "service_time", None)
-        servers = getattr(comp, "servers", None)
-        if not isinstance(service, Distribution) or not isinstance(servers, int):
-            raise ModelError(f"{comp.label}: the analytic twin needs servers and a service_time")
-        out[comp.name] = _Station(comp.name, servers, service,
-                                  getattr(comp, "queue_capacity", None))
+    for st in system.stations():
+        if st.servers is None:
+            raise ModelError(f"{st.name}: the analytic twin does not solve delays yet")
+        out[st.name] = _Station(st.name, st.servers, st.service_time, st.queue_capacity)
     return out
 
 
@@ -312,7 +309,7 @@ def _open_states(system, workload, stations):
 def _solve_open(system, workload, stations, duration_s) -> AnalyticResult:
     lam = workload.arrival_rate_per_s
     states, markov = _open_states(system, workload, stations)
-    groups = {f.name: [(r.probability * f.weight, r.calls) for r in f.routes()]
+    groups = {f.name: [(r.probability * f.weight, r.calls) for r in system.flow_routes(f)]
               for f in system.flows}
     if len(system.flows) > 1:
         groups[ALL_FLOWS] = [(r.probability, r.calls) for r in system.routes()]
@@ -503,7 +500,7 @@ def _solve_closed(system, workload, stations, duration_s) -> AnalyticResult:
                                  max(res.queue_length[i] - busy, 0.0), res.queue_length[i],
                                  max(w - s, 0.0), w, drops, True)))
     per_visit = {name: row[8] for name, row in zip(names, comp_rows, strict=True)}
-    groups = {f.name: [(r.probability * f.weight, r.calls) for r in f.routes()]
+    groups = {f.name: [(r.probability * f.weight, r.calls) for r in system.flow_routes(f)]
               for f in system.flows}
     if len(system.flows) > 1:
         groups[ALL_FLOWS] = [(r.probability, r.calls) for r in system.routes()]

@@ -1,12 +1,33 @@
 """The declarative model: frozen, validated, and free of SimPy."""
 
-from capsim.model.components import Component, Service
-from capsim.model.flows import Branch, Call, Flow, Route
+from capsim.model.components import (
+    CDN,
+    Cache,
+    Component,
+    Database,
+    Delay,
+    MessageQueue,
+    Outage,
+    Service,
+)
+from capsim.model.flows import Branch, Call, Flow, Publish, Read, Route, Write
+from capsim.model.lowering import StationSpec, Visit
 from capsim.model.system import System
 from capsim.model.workload import ClosedWorkload, OpenWorkload, Workload
 
 __all__ = [
+    "CDN",
     "Branch",
+    "Cache",
+    "Database",
+    "Delay",
+    "MessageQueue",
+    "Outage",
+    "Publish",
+    "Read",
+    "StationSpec",
+    "Visit",
+    "Write",
     "Call",
     "ClosedWorkload",
     "Component",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from capsim.dists import Distribution
-from capsim.errors import check_int, check_name, fail
+from capsim.errors import check_int, check_name, check_number, fail
+
+BALANCING = ("round_robin", "random", "least_connections", "power_of_two")
 
 
 @dataclass(frozen=True)
@@ -33,21 +36,230 @@ class Service(Component):
     servers: int = 1
     service_time: Distribution | None = None
     queue_capacity: int | None = None
+    instances: int = 1
+    balancing: str = "round_robin"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_int(self.label, "servers", self.servers, minimum=1)
-        if not isinstance(self.service_time, Distribution):
-            raise fail(
-                self.label,
-                "service_time",
-                "must be a distribution such as Exponential(mean=0.01)",
-                self.service_time,
-            )
+        _check_dist(self.label, "service_time", self.service_time)
+        if self.queue_capacity is not None:
+            check_int(self.label, "queue_capacity", self.queue_capacity, minimum=0)
+        check_int(self.label, "instances", self.instances, minimum=1)
+        _check_choice(self.label, "balancing", self.balancing, BALANCING)
+
+    @property
+    def capacity_per_s(self) -> float:
+        """Requests per second all instances complete when every worker is busy."""
+        return self.instances * self.servers / self.service_time.mean
+
+
+@dataclass(frozen=True)
+class Delay(Component):
+    """Pure latency with no queue (a network hop, an external API): infinite servers."""
+
+    latency: Distribution | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_dist(self.label, "latency", self.latency)
+
+    @property
+    def capacity_per_s(self) -> float:
+        return math.inf
+
+
+@dataclass(frozen=True)
+class Cache(Component):
+    """A cache server (Redis, Memcached): ``Read`` it, and on a miss run the step's ``on_miss``.
+
+    Give ``hit_ratio`` directly, or a key-popularity model: ``keys`` requested with Zipf
+    popularity ``zipf_s`` and an LRU holding ``capacity_keys``; the simulation then runs the LRU
+    (cold at start unless ``warm``) and the analytic twin uses Che's approximation. ``ttl_s``
+    expires entries; a ``Write`` to the cache invalidates its key.
+    """
+
+    servers: int = 1
+    service_time: Distribution | None = None
+    hit_ratio: float | None = None
+    keys: int | None = None
+    zipf_s: float = 0.9
+    capacity_keys: int | None = None
+    ttl_s: float | None = None
+    warm: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int(self.label, "servers", self.servers, minimum=1)
+        _check_dist(self.label, "service_time", self.service_time)
+        if self.hit_ratio is not None:
+            if self.keys is not None or self.capacity_keys is not None:
+                raise fail(self.label, "hit_ratio", "give hit_ratio or keys+capacity_keys, "
+                           "not both", self.hit_ratio)
+            h = check_number(self.label, "hit_ratio", self.hit_ratio, strict=False)
+            if h > 1:
+                raise fail(self.label, "hit_ratio", "must be <= 1", self.hit_ratio)
+        else:
+            if self.keys is None or self.capacity_keys is None:
+                raise fail(self.label, "hit_ratio", "give hit_ratio, or keys and "
+                           "capacity_keys for an LRU over Zipf-popular keys", None)
+            check_int(self.label, "keys", self.keys, minimum=1)
+            check_int(self.label, "capacity_keys", self.capacity_keys, minimum=1)
+            check_number(self.label, "zipf_s", self.zipf_s, strict=False)
+        if self.ttl_s is not None:
+            check_number(self.label, "ttl_s", self.ttl_s)
+
+    @property
+    def dynamic(self) -> bool:
+        """True when hits depend on the cache's state (LRU, TTL), not a fixed ratio."""
+        return self.hit_ratio is None or self.ttl_s is not None
+
+    @property
+    def capacity_per_s(self) -> float:
+        return self.servers / self.service_time.mean
+
+
+@dataclass(frozen=True)
+class CDN(Component):
+    """An edge cache for static assets: ``hit_ratio`` of reads answered at the edge after
+    ``edge_latency``; misses go on to the step's ``on_miss`` (the origin)."""
+
+    hit_ratio: float = 0.9
+    edge_latency: Distribution | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        h = check_number(self.label, "hit_ratio", self.hit_ratio, strict=False)
+        if h > 1:
+            raise fail(self.label, "hit_ratio", "must be <= 1", self.hit_ratio)
+        _check_dist(self.label, "edge_latency", self.edge_latency)
+
+    @property
+    def capacity_per_s(self) -> float:
+        return math.inf
+
+
+@dataclass(frozen=True)
+class Database(Component):
+    """A database: a primary (writes) and ``read_replicas`` (reads, routed by ``read_policy``)
+    per shard; ``shards`` split keys by ``shard_weights`` (uniform when None; a hot shard is a
+    larger weight). ``Read(..., index=False)`` scans ``table_rows`` at ``scan_rows_per_s``
+    instead of an index lookup. ``replication_lag`` makes a read soon after a write stale."""
+
+    servers: int = 1
+    service_time: Distribution | None = None
+    read_replicas: int = 0
+    shards: int = 1
+    shard_weights: tuple[float, ...] | None = None
+    read_policy: str = "round_robin"
+    replication_lag: Distribution | None = None
+    table_rows: int | None = None
+    scan_rows_per_s: float = 5e6
+    queue_capacity: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int(self.label, "servers", self.servers, minimum=1)
+        _check_dist(self.label, "service_time", self.service_time)
+        check_int(self.label, "read_replicas", self.read_replicas, minimum=0)
+        check_int(self.label, "shards", self.shards, minimum=1)
+        if self.shard_weights is not None:
+            weights = tuple(check_number(self.label, f"shard_weights[{i}]", w)
+                            for i, w in enumerate(self.shard_weights))
+            if len(weights) != self.shards:
+                raise fail(self.label, "shard_weights", f"must hold {self.shards} weights "
+                           "(one per shard)", list(weights))
+            if abs(math.fsum(weights) - 1.0) > 1e-6:
+                raise fail(self.label, "shard_weights", "must sum to 1", round(sum(weights), 9))
+            object.__setattr__(self, "shard_weights", weights)
+        _check_choice(self.label, "read_policy", self.read_policy, BALANCING)
+        if self.replication_lag is not None:
+            _check_dist(self.label, "replication_lag", self.replication_lag)
+        if self.table_rows is not None:
+            check_int(self.label, "table_rows", self.table_rows, minimum=1)
+        check_number(self.label, "scan_rows_per_s", self.scan_rows_per_s)
         if self.queue_capacity is not None:
             check_int(self.label, "queue_capacity", self.queue_capacity, minimum=0)
 
     @property
+    def weights(self) -> tuple[float, ...]:
+        return self.shard_weights or (1.0 / self.shards,) * self.shards
+
+    def scan_factor(self) -> float:
+        """How many index lookups one full scan of the table costs."""
+        if self.table_rows is None:
+            raise fail(self.label, "table_rows", "is needed for Read(..., index=False)", None)
+        return (self.table_rows / self.scan_rows_per_s) / self.service_time.mean
+
+    @property
     def capacity_per_s(self) -> float:
-        """Requests per second the pool completes when every worker is busy."""
         return self.servers / self.service_time.mean
+
+
+@dataclass(frozen=True)
+class MessageQueue(Component):
+    """A Kafka-like topic: ``Publish`` returns after ``publish_latency`` (the broker's ack);
+    the message waits in one of ``partitions`` and a consumer group of ``consumer.servers``
+    consumers (each owning whole partitions, at most one per partition) processes it with
+    ``consumer.service_time``. Messages older than ``retention_s`` are lost unread."""
+
+    partitions: int = 1
+    consumer: Service | None = None
+    publish_latency: Distribution | None = None
+    retention_s: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int(self.label, "partitions", self.partitions, minimum=1)
+        if not isinstance(self.consumer, Service):
+            raise fail(self.label, "consumer", "must be a Service (the consumer group)",
+                       self.consumer)
+        if self.consumer.servers > self.partitions:
+            raise fail(self.label, "consumer.servers", f"must be <= partitions "
+                       f"({self.partitions}): a partition has at most one consumer",
+                       self.consumer.servers)
+        if self.publish_latency is not None:
+            _check_dist(self.label, "publish_latency", self.publish_latency)
+        if self.retention_s is not None:
+            check_number(self.label, "retention_s", self.retention_s)
+
+    @property
+    def consumers(self) -> int:
+        return self.consumer.servers
+
+    def partition_share(self) -> tuple[float, ...]:
+        """Share of messages each consumer gets (partition p belongs to consumer p mod K)."""
+        k = self.consumers
+        return tuple(len(range(i, self.partitions, k)) / self.partitions for i in range(k))
+
+    @property
+    def capacity_per_s(self) -> float:
+        return self.consumers / self.consumer.service_time.mean
+
+
+@dataclass(frozen=True)
+class Outage:
+    """``component`` (or one ``instance`` of it) serves nothing from ``start_s`` for
+    ``duration_s``: work in progress finishes, new work waits (or is shed by a full queue)."""
+
+    component: str
+    start_s: float
+    duration_s: float
+    instance: int | None = None
+
+    def __post_init__(self) -> None:
+        check_name("Outage", "component", self.component)
+        check_number("Outage", "start_s", self.start_s, strict=False)
+        check_number("Outage", "duration_s", self.duration_s)
+        if self.instance is not None:
+            check_int("Outage", "instance", self.instance, minimum=0)
+
+
+def _check_dist(owner: str, field: str, value) -> None:
+    if not isinstance(value, Distribution):
+        raise fail(owner, field, "must be a distribution such as Exponential(mean=0.01)", value)
+
+
+def _check_choice(owner: str, field: str, value, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise fail(owner, field, f"must be one of {', '.join(choices)}", value)

@@ -11,12 +11,55 @@ from capsim.errors import ModelError, check_name, check_number, fail
 
 @dataclass(frozen=True)
 class Call:
-    """Visit ``component`` once and wait for it (a synchronous call)."""
+    """Visit ``component`` once and wait for it (a synchronous call).
+
+    ``calls`` are made *from* that component while it holds the request's worker (a service
+    calling its downstream): a slow downstream then ties up the caller's workers too.
+    """
+
+    component: str
+    calls: tuple[Step, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_name(type(self).__name__, "component", self.component)
+        object.__setattr__(self, "calls", _as_steps(f"Call({self.component!r})", "calls",
+                                                    self.calls, allow_empty=True))
+
+
+@dataclass(frozen=True)
+class Read:
+    """Read from a Cache, CDN or Database. On a cache or CDN miss, ``on_miss`` runs next (the
+    origin, usually a database ``Read``); ``index=False`` makes a database read a full scan."""
+
+    component: str
+    on_miss: tuple[Step, ...] = ()
+    index: bool = True
+
+    def __post_init__(self) -> None:
+        check_name("Read", "component", self.component)
+        object.__setattr__(self, "on_miss", _as_steps(f"Read({self.component!r})", "on_miss",
+                                                      self.on_miss, allow_empty=True))
+
+
+@dataclass(frozen=True)
+class Write:
+    """Write to a Database (its shard's primary) or invalidate a key of a Cache."""
 
     component: str
 
     def __post_init__(self) -> None:
-        check_name("Call", "component", self.component)
+        check_name("Write", "component", self.component)
+
+
+@dataclass(frozen=True)
+class Publish:
+    """Publish to a MessageQueue: the request goes on after the broker's ack; the message is
+    processed later by the queue's consumers (measured as the queue's own async flow)."""
+
+    component: str
+
+    def __post_init__(self) -> None:
+        check_name("Publish", "component", self.component)
 
 
 @dataclass(frozen=True)
@@ -46,11 +89,12 @@ class Branch:
         object.__setattr__(self, "options", tuple(options))
 
 
-Step = Union[Call, Branch]  # noqa: UP007 - used at runtime in isinstance checks
+Step = Union[Call, Read, Write, Publish, Branch]  # noqa: UP007 - used in isinstance checks
+STEP_TYPES = (Call, Read, Write, Publish, Branch)
 
 
 def _as_steps(owner: str, field: str, steps, *, allow_empty: bool = False) -> tuple[Step, ...]:
-    if isinstance(steps, (Call, Branch)):
+    if isinstance(steps, STEP_TYPES):
         steps = (steps,)
     try:
         steps = tuple(steps)
@@ -59,7 +103,7 @@ def _as_steps(owner: str, field: str, steps, *, allow_empty: bool = False) -> tu
     if not steps and not allow_empty:
         raise fail(owner, field, "must hold at least one step", list(steps))
     for i, step in enumerate(steps):
-        if not isinstance(step, (Call, Branch)):
+        if not isinstance(step, STEP_TYPES):
             raise fail(owner, f"{field}[{i}]", "must be a step such as Call('web')", step)
     return steps
 
@@ -86,24 +130,8 @@ class Flow:
         owner = f"Flow({self.name!r})"
         check_number(owner, "weight", self.weight)
         object.__setattr__(self, "steps", _as_steps(owner, "steps", self.steps))
-
-    def routes(self) -> tuple[Route, ...]:
-        """Every path a request can take (branches expanded), with its probability.
-
-        Branch choices do not depend on the system's state, so the engine draws a whole
-        route when a request arrives and the analytic twin reads visit ratios from the
-        same list: both see exactly the same routing.
-        """
-        paths: list[tuple[float, tuple[Call, ...]]] = [(1.0, ())]
-        for step in self.steps:
-            paths = _extend(paths, step)
-        merged: dict[tuple[Call, ...], float] = {}
-        for p, calls in paths:
-            if p > 0:
-                merged[calls] = merged.get(calls, 0.0) + p
-        if not any(calls for calls in merged):
-            raise ModelError(f"Flow({self.name!r}).steps: every route is empty; call something")
-        return tuple(Route(self.name, p, calls) for calls, p in merged.items())
+        if not any(True for _ in _walk(self.steps)):
+            raise ModelError(f"{owner}.steps: calls no component on any branch")
 
     def components(self) -> tuple[str, ...]:
         """Names of every component any route of this flow may call, in first-call order."""
@@ -113,22 +141,15 @@ class Flow:
         return tuple(seen)
 
 
-def _extend(paths, step):
-    if isinstance(step, Call):
-        return [(p, calls + (step,)) for p, calls in paths]
-    out = []
-    for q, steps in step.options:
-        sub = [(1.0, ())]
-        for s in steps:
-            sub = _extend(sub, s)
-        out.extend((p * q * r, calls + more) for p, calls in paths for r, more in sub)
-    return out
-
-
 def _walk(steps):
+    """Every step that names a component, nested ones included."""
     for step in steps:
-        if isinstance(step, Call):
-            yield step
-        else:
+        if isinstance(step, Branch):
             for _, sub in step.options:
                 yield from _walk(sub)
+            continue
+        yield step
+        if isinstance(step, Call):
+            yield from _walk(step.calls)
+        elif isinstance(step, Read):
+            yield from _walk(step.on_miss)

@@ -8,8 +8,28 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from capsim.errors import ModelError, check_name, fail
-from capsim.model.components import Component
-from capsim.model.flows import Flow, Route
+from capsim.model import lowering
+from capsim.model.components import (
+    CDN,
+    Cache,
+    Component,
+    Database,
+    Delay,
+    MessageQueue,
+    Outage,
+    Service,
+)
+from capsim.model.flows import Call, Flow, Publish, Read, Route, Write, _walk
+
+# which steps each kind of component accepts
+ACCEPTS = {
+    Service: (Call,),
+    Delay: (Call,),
+    Cache: (Read, Write),
+    CDN: (Read,),
+    Database: (Read, Write),
+    MessageQueue: (Publish,),
+}
 
 
 @dataclass(frozen=True)
@@ -22,6 +42,7 @@ class System:
     components: tuple[Component, ...]
     flows: tuple[Flow, ...]
     name: str = "system"
+    outages: tuple[Outage, ...] = ()
 
     def __post_init__(self) -> None:
         check_name("System", "name", self.name)
@@ -41,6 +62,32 @@ class System:
                         f"Flow({flow.name!r}).steps: unknown component {name!r}{did_you}; "
                         f"known: {', '.join(sorted(known))}"
                     )
+        by_name = {c.name: c for c in components}
+        for flow in flows:
+            for step in _walk(flow.steps):
+                comp = by_name[step.component]
+                allowed = ACCEPTS[type(comp)]
+                if not isinstance(step, allowed):
+                    raise ModelError(
+                        f"Flow({flow.name!r}).steps: {type(step).__name__}({comp.name!r}) is not "
+                        f"something a {type(comp).__name__} does; use "
+                        f"{' or '.join(a.__name__ for a in allowed)}")
+                if isinstance(step, Read) and isinstance(comp, Database) and step.on_miss:
+                    raise ModelError(f"Flow({flow.name!r}).steps: Read({comp.name!r}) on a "
+                                     "Database has no on_miss (only caches miss)")
+                if isinstance(step, Read) and not step.index:
+                    comp.scan_factor()  # needs table_rows: fails here, not mid-run
+        outages = _as_tuple_or_empty("outages", self.outages, Outage)
+        object.__setattr__(self, "outages", outages)
+        for i, o in enumerate(outages):
+            comp = by_name.get(o.component)
+            if comp is None:
+                raise ModelError(f"System.outages[{i}].component: unknown component "
+                                 f"{o.component!r}; known: {', '.join(sorted(known))}")
+            if o.instance is not None and (not isinstance(comp, Service)
+                                           or o.instance >= comp.instances):
+                raise ModelError(f"System.outages[{i}].instance: {comp.label} has no instance "
+                                 f"{o.instance}")
         total = math.fsum(f.weight for f in flows)
         if abs(total - 1.0) > 1e-6:
             shares = ", ".join(f"{f.name}={f.weight:g}" for f in flows)
@@ -54,30 +101,71 @@ class System:
         did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise ModelError(f"System.components: no component named {name!r}{did_you}")
 
-    def routes(self) -> tuple[Route, ...]:
-        """All routes of all flows, with probability = flow weight x route probability."""
-        return tuple(
-            replace(r, probability=f.weight * r.probability) for f in self.flows for r in f.routes()
-        )
+    def stations(self) -> tuple[lowering.StationSpec, ...]:
+        """The queueing stations the components are made of (see ``capsim.model.lowering``)."""
+        return lowering.stations(self)
 
-    def visits(self) -> dict[str, float]:
-        """Mean visits to each component per request (the visit ratios of queueing theory)."""
-        v = {c.name: 0.0 for c in self.components}
-        for route in self.routes():
-            for call in route.calls:
-                v[call.component] += route.probability
+    def flow_routes(self, flow: Flow | str, hit_ratio=lowering.default_hit_ratio
+                    ) -> tuple[Route, ...]:
+        """Routes of one flow over stations; probabilities sum to 1 within the flow."""
+        flow = flow if isinstance(flow, Flow) else self.flow(flow)
+        return lowering.flow_routes(self, flow, hit_ratio)
+
+    def routes(self, hit_ratio=lowering.default_hit_ratio) -> tuple[Route, ...]:
+        """All routes of all flows, with probability = flow weight x route probability."""
+        return tuple(replace(r, probability=f.weight * r.probability)
+                     for f in self.flows for r in self.flow_routes(f, hit_ratio))
+
+    def flow(self, name: str) -> Flow:
+        for f in self.flows:
+            if f.name == name:
+                return f
+        raise ModelError(f"System.flows: no flow named {name!r}")
+
+    def publish_rates(self) -> dict[str, float]:
+        """Messages per request sent to each MessageQueue."""
+        out: dict[str, float] = {}
+        for f in self.flows:
+            for q, n in lowering.publishes(self, f).items():
+                out[q] = out.get(q, 0.0) + f.weight * n
+        return out
+
+    def visits(self, hit_ratio=lowering.default_hit_ratio) -> dict[str, float]:
+        """Mean visits to each station per request, async consumers included (visit ratios)."""
+        v = {st.name: 0.0 for st in self.stations()}
+        for route in self.routes(hit_ratio):
+            for visit in route.calls:
+                v[visit.component] += route.probability
+        rates = self.publish_rates()
+        for route in lowering.async_routes(self):
+            queue = route.flow.removesuffix(" (async)")
+            v[route.calls[0].component] += rates.get(queue, 0.0) * route.probability
         return v
 
-    def offered_load(self, arrival_rate_per_s: float) -> dict[str, float]:
-        """lambda_k x E[S_k] / servers_k per component at a given request rate.
+    def demands(self, hit_ratio=lowering.default_hit_ratio) -> dict[str, float]:
+        """Mean busy time per request at each station (visits x scale x mean service)."""
+        d = {st.name: 0.0 for st in self.stations()}
+        mean = {st.name: st.service_time.mean for st in self.stations()}
+        for route in self.routes(hit_ratio):
+            for visit in route.calls:
+                d[visit.component] += route.probability * visit.scale * mean[visit.component]
+        rates = self.publish_rates()
+        for route in lowering.async_routes(self):
+            queue = route.flow.removesuffix(" (async)")
+            name = route.calls[0].component
+            d[name] += rates.get(queue, 0.0) * route.probability * mean[name]
+        return d
 
-        At 1 or more the component has no steady state (its queue grows without bound).
+    def offered_load(self, arrival_rate_per_s: float) -> dict[str, float]:
+        """lambda x demand_k / servers_k per station at a given request rate (0 for a delay).
+
+        At 1 or more the station has no steady state (its queue grows without bound). A
+        synchronous call's holding time downstream is not included: see the analytic twin.
         """
-        visits = self.visits()
-        return {
-            c.name: arrival_rate_per_s * visits[c.name] / c.capacity_per_s
-            for c in self.components
-        }
+        demands = self.demands()
+        return {st.name: 0.0 if st.servers is None
+                else arrival_rate_per_s * demands[st.name] / st.servers
+                for st in self.stations()}
 
     def evolve(self, component: str, **changes) -> System:
         """A copy with one component changed: ``system.evolve("db", servers=8)``."""
@@ -99,6 +187,10 @@ def _as_tuple(field: str, items: Iterable, kind: type) -> tuple:
         if not isinstance(item, kind):
             raise fail("System", f"{field}[{i}]", f"must be a {kind.__name__}", item)
     return items
+
+
+def _as_tuple_or_empty(field: str, items, kind: type) -> tuple:
+    return _as_tuple(field, items, kind) if items else ()
 
 
 def _unique(field: str, names: list[str]) -> None:
