@@ -129,7 +129,7 @@ def test_user_processes_share_the_servers_through_request_and_release():
     env.run(until=20)
     assert times == {"granted": 0.0, "second": 5.0}
     assert station.busy == 0 and station.completions == 2 and station.wait_sum == 4.5
-    with pytest.raises(cs.ModelError, match="no component named 'nope'"):
+    with pytest.raises(cs.ModelError, match="no component or station named 'nope'"):
         net["nope"]
 
 

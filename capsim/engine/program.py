@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from capsim.engine.station import Customer
 from capsim.engine.streams import Choices
-from capsim.model import Branch, Call, Flow
+from capsim.model import Branch, Call, Flow, Publish, Read, Write
 
 Step = Callable[[Customer], None]
 
@@ -49,13 +49,10 @@ class _Branch:
 
 
 class Compiler:
-    """Turns steps into a flat program; ``visit(step)`` gives the callables of one visit.
+    """Turns steps into a flat program, asking the network for each visit's callables."""
 
-    ``visit`` is supplied by the engine's network: it knows what each component does.
-    """
-
-    def __init__(self, visit: Callable[[Call, str], list[Step]], rng_for: Callable[[str], object]):
-        self.visit = visit
+    def __init__(self, net, rng_for: Callable[[str], object]):
+        self.net = net
         self.rng_for = rng_for
 
     def compile(self, flow: Flow, finish: Step) -> tuple[Step, ...]:
@@ -65,10 +62,26 @@ class Compiler:
         return tuple(program)
 
     def _emit(self, steps, program: list[Step], where: str) -> None:
+        from capsim.engine.network import Release
+
         for i, step in enumerate(steps):
             here = f"{where}/{i}"
             if isinstance(step, Call):
-                program.extend(self.visit(step, here))
+                program.append(self.net.call(step, here, holding=bool(step.calls)))
+                if step.calls:
+                    self._emit(step.calls, program, f"{here}/calls")
+                    program.append(Release())
+            elif isinstance(step, Read):
+                visit, decision = self.net.read(step, here)
+                program.append(visit)
+                if decision is not None:
+                    program.append(decision)
+                    self._emit(step.on_miss, program, f"{here}/miss")
+                    decision.skip_to = len(program)
+            elif isinstance(step, Write):
+                program.extend(self.net.write(step, here))
+            elif isinstance(step, Publish):
+                program.extend(self.net.publish(step, here))
             elif isinstance(step, Branch):
                 node = _Branch([p for p, _ in step.options], self.rng_for(f"branch:{here}"))
                 program.append(node)

@@ -71,6 +71,9 @@ class RunResult:
     finite_queues: tuple[bool, ...]
     sample_times_s: np.ndarray  # (K,) from 0 to duration_s, warm-up boundary included
     samples: np.ndarray  # (K, stations, len(COUNTERS)) cumulative counters at those times
+    async_flows: int = 0  # the last flows are message queues' consumers (not requests)
+    cache_names: tuple[str, ...] = ()
+    cache_samples: np.ndarray | None = None  # (K, caches, 2): cumulative hits, misses
     events: int = 0
     wall_s: float = 0.0
     trace_log: tuple = field(default=(), repr=False)
@@ -153,8 +156,10 @@ class RunResult:
         dropped = flow_of[self.drop_route[self.drop_arrival_s >= self.warmup_s]]
         stable = self._flow_stable()
         groups = [(name, flows == i, dropped == i, stable[i]) for i, name in enumerate(self.flows)]
-        if len(self.flows) > 1:
-            groups.append((ALL_FLOWS, slice(None), slice(None), bool(stable.all())))
+        n_sync = len(self.flows) - self.async_flows
+        if n_sync > 1:
+            groups.append((ALL_FLOWS, flows < n_sync, dropped < n_sync,
+                           bool(stable[:n_sync].all())))
         rows = []
         for name, sel, dsel, ok in groups:
             x = lat[sel]
@@ -200,6 +205,28 @@ class RunResult:
                     row[key] = np.inf
             rows.append(row)
         return pd.DataFrame(rows, columns=COMPONENT_COLUMNS)
+
+    def caches(self) -> pd.DataFrame:
+        """Per cache or CDN over the window: reads, hits, misses, hit_ratio."""
+        times = self.sample_times_s
+        i0 = int(np.searchsorted(times, self.warmup_s - 1e-9))
+        d = self.cache_samples[-1] - self.cache_samples[i0]
+        rows = [{"cache": name, "reads": int(h + m), "hits": int(h), "misses": int(m),
+                 "hit_ratio": h / (h + m) if h + m else np.nan}
+                for name, (h, m) in zip(self.cache_names, d, strict=True)]
+        return pd.DataFrame(rows, columns=["cache", "reads", "hits", "misses", "hit_ratio"])
+
+    def hit_ratio_timeseries(self) -> pd.DataFrame:
+        """Hit ratio per sampling interval and cache (a cold cache warming up)."""
+        d = np.diff(self.cache_samples, axis=0)
+        frames = []
+        for k, name in enumerate(self.cache_names):
+            hits, misses = d[:, k, 0], d[:, k, 1]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = hits / (hits + misses)
+            frames.append(pd.DataFrame({"time_s": self.sample_times_s[1:], "cache": name,
+                                        "reads": hits + misses, "hit_ratio": ratio}))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def trace(self) -> pd.DataFrame:
         """The event log of a run made with ``trace=True``: time_s, request, component, event."""

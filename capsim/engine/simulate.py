@@ -8,47 +8,14 @@ import time
 import numpy as np
 import simpy
 
-from capsim.engine.program import Compiler
+from capsim.engine.network import Network
 from capsim.engine.result import RunResult
 from capsim.engine.sources import ClosedSource, OpenSource, Recorder, _RoutePicker
 from capsim.engine.station import Customer, Station, schedule
 from capsim.engine.streams import Draws, seed_sequence, stream
 from capsim.errors import ModelError, check_number
-from capsim.model import Call, ClosedWorkload, OpenWorkload, Service, System
-
-
-class Network:
-    """The stations of a :class:`System` built on a SimPy environment.
-
-    ``simulate`` uses it; a user can too, to drive the same stations from their own SimPy
-    processes: ``net = Network(system, env, seed=1)``, then ``net["db"].request()``.
-    """
-
-    def __init__(self, system: System, env: simpy.Environment,
-                 seed: int | np.random.SeedSequence = 0, *, on_drop=None, trace=None) -> None:
-        self.system, self.env = system, env
-        self.root = seed_sequence(seed)
-        station_cls = Station if trace is None else _tracing_station(trace)
-        self.stations: dict[str, Station] = {}
-        for comp in system.components:
-            if not isinstance(comp, Service):
-                raise ModelError(f"{comp.label}: the engine cannot simulate this kind yet")
-            draws = Draws(comp.service_time, stream(self.root, f"service:{comp.name}"))
-            self.stations[comp.name] = station_cls(
-                env, comp.name, comp.servers, draws, comp.queue_capacity, on_drop
-            )
-
-    def __getitem__(self, name: str) -> Station:
-        self.system.component(name)  # an unknown name raises the helpful ModelError
-        return self.stations[name]
-
-    def programs(self, finish) -> list[tuple]:
-        """Each flow compiled to its program of step callables, ending with ``finish``."""
-        compiler = Compiler(self._visit, lambda key: stream(self.root, key))
-        return [compiler.compile(flow, finish) for flow in self.system.flows]
-
-    def _visit(self, call: Call, where: str) -> list:
-        return [self.stations[call.component].arrive]
+from capsim.model import ClosedWorkload, OpenWorkload, System
+from capsim.model.lowering import async_flow_name
 
 
 def simulate(
@@ -89,26 +56,34 @@ def simulate(
     root = seed_sequence(seed)
     picker = _RoutePicker([f.weight for f in system.flows], stream(root, "flows"))
 
+    tracing = None if log is None else _tracing_station(log)
+    recorded = _traced_finish(recorder.finish, log, env)
     if isinstance(workload, OpenWorkload):
-        net = Network(system, env, root, on_drop=recorder.drop, trace=log)
-        table = net.programs(_traced_finish(recorder.finish, log, env))
+        net = Network(system, env, root, on_drop=recorder.drop, trace=tracing)
+        table, _ = net.programs(recorded)
         gaps = Draws(workload.interarrival_time(), stream(root, "arrivals"))
         OpenSource(env, table, picker, gaps)
         loads = system.offered_load(workload.arrival_rate_per_s)
     else:
         think = Draws(workload.think_time, stream(root, "think"))
         holder: list[ClosedSource] = []
-        net = Network(system, env, root, on_drop=lambda c: holder[0].drop(c), trace=log)
-        table = net.programs(_traced_finish(lambda c: holder[0].finish(c), log, env))
+        net = Network(system, env, root, on_drop=lambda c: holder[0].drop(c), trace=tracing)
+        table, _ = net.programs(_traced_finish(lambda c: holder[0].finish(c), log, env))
         holder.append(ClosedSource(env, workload.users, table, picker, think, recorder))
         loads = dict.fromkeys(net.stations, math.nan)
 
     stations = list(net.stations.values())
-    sampler = Sampler(env, stations, _sample_times(duration_s, warmup_s, sample_interval_s))
+    caches = list(net.caches.values())
+    sampler = Sampler(env, stations + caches, _sample_times(duration_s, warmup_s,
+                                                              sample_interval_s))
     env.run(until=duration_s)
     sampler.take(None)
 
-    flows = tuple(f.name for f in system.flows)
+    queues = list(net.async_programs)
+    flows = tuple(f.name for f in system.flows) + tuple(
+        async_flow_name(system.component(q)) for q in queues)
+    components = tuple(f.components() for f in system.flows) + tuple((q,) for q in queues)
+    n_stations = len(stations)
     return RunResult(
         system=system.name,
         workload=repr(workload),
@@ -117,7 +92,8 @@ def simulate(
         warmup_s=warmup_s,
         flows=flows,
         route_flow=tuple(range(len(flows))),
-        route_components=tuple(f.components() for f in system.flows),
+        route_components=components,
+        async_flows=len(queues),
         arrival_s=np.asarray(recorder.t0),
         finish_s=np.asarray(recorder.t1),
         route=np.asarray(recorder.rid, dtype=np.int64),
@@ -128,7 +104,10 @@ def simulate(
         offered_loads=tuple(loads[st.name] for st in stations),
         finite_queues=tuple(st.capacity != math.inf for st in stations),
         sample_times_s=np.asarray(sampler.times),
-        samples=np.asarray(sampler.rows, dtype=float),
+        samples=np.asarray([row[:n_stations] for row in sampler.rows], dtype=float),
+        cache_names=tuple(net.caches),
+        cache_samples=np.asarray([row[n_stations:] for row in sampler.rows],
+                                 dtype=float).reshape(len(sampler.rows), len(caches), 2),
         events=next(env._eid),  # SimPy's event counter: events scheduled in the run
         wall_s=time.perf_counter() - started,
         trace_log=tuple(log) if log is not None else (),
@@ -141,7 +120,7 @@ class Sampler:
     __slots__ = ("callbacks", "env", "stations", "due", "times", "rows", "_callbacks")
     _ok = True
 
-    def __init__(self, env, stations: list[Station], due: list[float]) -> None:
+    def __init__(self, env, stations: list, due: list[float]) -> None:
         self.env, self.stations, self.due = env, stations, due[::-1]
         self.times: list[float] = []
         self.rows: list[list[tuple]] = []

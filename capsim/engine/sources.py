@@ -112,4 +112,5 @@ class ClosedSource:
 
     def drop(self, cust: Customer) -> None:
         self.recorder.drop(cust)
-        self._think(cust)
+        if cust.user is not None:  # a lost async message is not a user
+            self._think(cust)

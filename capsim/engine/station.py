@@ -32,7 +32,8 @@ class Customer:
     SimPy's ``Environment.step`` needs only ``callbacks`` and ``_ok`` from what it pops.
     """
 
-    __slots__ = ("callbacks", "route", "idx", "t0", "t_arr", "rid", "id", "user")
+    __slots__ = ("callbacks", "route", "idx", "t0", "t_arr", "rid", "id", "user", "scale", "held",
+                 "key")
     _ok = True
 
     def __init__(self, route: tuple, rid: int, t0: float, ident: int) -> None:
@@ -40,8 +41,11 @@ class Customer:
         self.idx = 0
         self.t0 = t0
         self.t_arr = t0
-        self.rid = rid  # index of the route in the system's route table
+        self.rid = rid  # index of the flow (its program) in the run's flow table
         self.id = ident
+        self.scale = 1.0  # multiplies the next service time (a full scan is many lookups)
+        self.held = None  # stations holding a worker for this request (synchronous calls)
+        self.user = None  # the closed-workload user this request belongs to
 
 
 def schedule(env: simpy.Environment, event, delay: float) -> None:
@@ -81,6 +85,7 @@ class Station:
         draws: Draws,
         queue_capacity: int | None = None,
         on_drop: Callable[[Customer], None] | None = None,
+        max_wait_s: float | None = None,
     ) -> None:
         self.env = env
         self.name = name
@@ -91,7 +96,9 @@ class Station:
         self.busy = 0
         self.n = 0  # present: in service + waiting
         self._draws = draws
+        self.max_wait_s = max_wait_s
         self._callbacks = (self._done,)
+        self._holding_callbacks = (self._held,)
         self.reset_stats()
 
     # -- statistics -------------------------------------------------------------------------
@@ -119,6 +126,7 @@ class Station:
 
     # -- the built-in request path (hot) --------------------------------------------------
     def arrive(self, cust: Customer) -> None:
+        """A request arrives: served at once if a server is free, else queued (or dropped)."""
         env = self.env
         now = env._now
         n = self.n
@@ -129,13 +137,13 @@ class Station:
         self.t_last = now
         self.arrivals += 1
         cust.t_arr = now
+        cust.callbacks = self._callbacks
         if busy < self.servers:
             self.busy = busy + 1
             self.n = n + 1
             self.started += 1
             buf = self._draws.buf or self._draws.refill()
-            cust.callbacks = self._callbacks
-            heappush(env._queue, (now + buf.pop(), NORMAL, next(env._eid), cust))
+            heappush(env._queue, (now + buf.pop() * cust.scale, NORMAL, next(env._eid), cust))
         elif len(self.queue) >= self.capacity:
             self.drops += 1
             self.on_drop(cust)
@@ -143,9 +151,29 @@ class Station:
             self.queue.append(cust)
             self.n = n + 1
 
+    def arrive_holding(self, cust: Customer) -> None:
+        """Like ``arrive``, but the server stays with the request after its service, while it
+        makes downstream calls, until ``release`` (a worker blocked on a synchronous call)."""
+        self.arrive(cust)
+        cust.callbacks = self._holding_callbacks
+
     def _done(self, cust: Customer) -> None:
-        env = self.env
-        now = env._now
+        self._release(cust)
+        cust.scale = 1.0
+        i = cust.idx + 1
+        cust.idx = i
+        cust.route[i](cust)
+
+    def _held(self, cust: Customer) -> None:
+        """Own service over; keep the server and go on to the downstream calls."""
+        cust.scale = 1.0
+        i = cust.idx + 1
+        cust.idx = i
+        cust.route[i](cust)
+
+    def _release(self, cust) -> None:
+        """The server ``cust`` had is free: count the visit and start the next waiting one."""
+        now = self.env._now
         n = self.n
         dt = now - self.t_last
         self.area_n += n * dt
@@ -155,22 +183,45 @@ class Station:
         self.sojourn_sum += now - cust.t_arr
         self.n = n - 1
         queue = self.queue
-        if queue:
-            nxt = queue.popleft()
-            self.wait_sum += now - nxt.t_arr
-            self.started += 1
-            if type(nxt) is Customer:
-                buf = self._draws.buf or self._draws.refill()
-                nxt.callbacks = self._callbacks
-                heappush(env._queue, (now + buf.pop(), NORMAL, next(env._eid), nxt))
-            else:
-                nxt.granted = True
-                nxt.succeed()
+        if self.max_wait_s is not None:
+            self._expire(now)
+        if queue and self.busy <= self.servers:
+            self._start(queue.popleft(), now)
         else:
             self.busy -= 1
-        i = cust.idx + 1
-        cust.idx = i
-        cust.route[i](cust)
+
+    def _start(self, nxt, now: float) -> None:
+        self.wait_sum += now - nxt.t_arr
+        self.started += 1
+        if type(nxt) is Customer:
+            buf = self._draws.buf or self._draws.refill()
+            env = self.env
+            heappush(env._queue, (now + buf.pop() * nxt.scale, NORMAL, next(env._eid), nxt))
+        else:
+            nxt.granted = True
+            nxt.succeed()
+
+    def _expire(self, now: float) -> None:
+        """Drop waiting requests older than ``max_wait_s`` (a topic's retention)."""
+        queue = self.queue
+        while queue and now - queue[0].t_arr > self.max_wait_s:
+            lost = queue.popleft()
+            self.n -= 1
+            self.drops += 1
+            if type(lost) is Customer:
+                self.on_drop(lost)
+
+    def set_servers(self, servers: int) -> None:
+        """Change how many servers work (an outage sets 0): work in progress finishes; when
+        servers come back, waiting requests start at once."""
+        now = self.env.now
+        self._integrate(now)
+        self.servers = servers
+        if self.max_wait_s is not None:
+            self._expire(now)
+        while self.queue and self.busy < self.servers:
+            self.busy += 1
+            self._start(self.queue.popleft(), now)
 
     # -- SimPy resource interface for user-written processes ------------------------------
     def request(self) -> StationRequest:
@@ -195,27 +246,11 @@ class Station:
 
     def release(self, req: StationRequest) -> simpy.Event:
         """Give the server back (or withdraw a request still waiting)."""
-        now = self.env.now
-        self._integrate(now)
         if req.granted:
             req.granted = False
-            self.completions += 1
-            self.sojourn_sum += now - req.t_arr
-            self.n -= 1
-            if self.queue:
-                nxt = self.queue.popleft()
-                self.wait_sum += now - nxt.t_arr
-                self.started += 1
-                if type(nxt) is Customer:
-                    buf = self._draws.buf or self._draws.refill()
-                    nxt.callbacks = self._callbacks
-                    schedule(self.env, nxt, buf.pop())
-                else:
-                    nxt.granted = True
-                    nxt.succeed()
-            else:
-                self.busy -= 1
+            self._release(req)
         elif req in self.queue:
+            self._integrate(self.env.now)
             self.queue.remove(req)
             self.n -= 1
         done = simpy.Event(self.env)

@@ -1,0 +1,32 @@
+"""Calibration: turn real measurements into model inputs.
+
+* :func:`fit_service_time` fits exponential, gamma, log-normal and Weibull service times to
+  measured durations and hands back the best as a capsim distribution, with the comparison table;
+  :func:`read_durations` loads the durations from a CSV file.
+* :func:`read_k6_summary` and :func:`read_locust_history` read the outputs of real load tests
+  (k6's ``--summary-export`` JSON, Locust's ``--csv`` stats history) into one tidy table: one row
+  per load step with concurrency, throughput, latency percentiles and error rate, ready for
+  :func:`capsim.analytic.usl.fit`.
+"""
+
+from capsim.calibrate.fit import FAMILIES, FIT_COLUMNS, FitReport, fit_service_time, read_durations
+from capsim.calibrate.loadtest import (
+    LOADTEST_COLUMNS,
+    read_k6_summary,
+    read_load_test,
+    read_locust_history,
+)
+from capsim.calibrate.weibull import Weibull
+
+__all__ = [
+    "FAMILIES",
+    "FIT_COLUMNS",
+    "LOADTEST_COLUMNS",
+    "FitReport",
+    "Weibull",
+    "fit_service_time",
+    "read_durations",
+    "read_k6_summary",
+    "read_load_test",
+    "read_locust_history",
+]

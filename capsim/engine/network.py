@@ -1,0 +1,336 @@
+"""The stations of a System on a SimPy environment, and the steps that route requests to them.
+
+Every step type of the model becomes a small callable here: a balancer that picks an instance,
+a cache lookup that decides hit or miss from the cache's state, a database read that picks a
+shard and a replica, a publish that hands a message to the consumers. Stations come from the
+model's lowering, so they carry the same names as the analytic twin's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections import OrderedDict
+
+import numpy as np
+import simpy
+
+from capsim.engine.program import Compiler
+from capsim.engine.station import Customer, Station, schedule
+from capsim.engine.streams import Choices, Draws, seed_sequence, stream
+from capsim.errors import ModelError
+from capsim.model import CDN, Cache, Database, MessageQueue, Service, System
+from capsim.model import lowering as low
+from capsim.model.popularity import zipf_probabilities
+
+
+class Network:
+    """Stations and step programs for ``system`` on ``env``.
+
+    ``simulate`` uses it; a user can too, to drive the same stations from their own SimPy
+    processes: ``net = Network(system, env, seed=1)``, then ``net["db"].request()``.
+    """
+
+    def __init__(self, system: System, env: simpy.Environment,
+                 seed: int | np.random.SeedSequence = 0, *, on_drop=None, trace=None) -> None:
+        self.system, self.env = system, env
+        self.root = seed_sequence(seed)
+        self.on_drop = on_drop
+        station_cls = Station if trace is None else trace
+        self.stations: dict[str, Station] = {}
+        self.specs = {spec.name: spec for spec in system.stations()}
+        for spec in self.specs.values():
+            draws = Draws(spec.service_time, stream(self.root, f"service:{spec.name}"))
+            servers = math.inf if spec.servers is None else spec.servers
+            self.stations[spec.name] = station_cls(env, spec.name, servers, draws,
+                                                   spec.queue_capacity, on_drop, spec.max_wait_s)
+        self.components = {c.name: c for c in system.components}
+        self.caches = {c.name: CacheState(c, env, stream(self.root, f"keys:{c.name}"))
+                       for c in system.components if isinstance(c, (Cache, CDN))}
+        for outage in system.outages:
+            self._schedule_outage(outage)
+
+    def __getitem__(self, name: str) -> Station:
+        if name not in self.stations:
+            hint = difflib.get_close_matches(name, self.stations, n=1)
+            did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ModelError(f"Network: no component or station named {name!r}{did_you}; "
+                             f"stations: {', '.join(self.stations)}")
+        return self.stations[name]
+
+    def of(self, component: str) -> list[Station]:
+        """The stations a component is made of."""
+        return [self.stations[s.name] for s in self.specs.values() if s.component == component]
+
+    # -- programs -----------------------------------------------------------------------------
+    def programs(self, finish, flow_offset: int = 0) -> tuple[list[tuple], list[tuple]]:
+        """Flow programs (ending with ``finish``) and the async programs of message queues."""
+        compiler = Compiler(self, lambda key: stream(self.root, key))
+        flows = [compiler.compile(flow, finish) for flow in self.system.flows]
+        self.async_programs = {}
+        self.async_index = {}
+        for i, c in enumerate(q for q in self.system.components if isinstance(q, MessageQueue)):
+            consumers = [self.stations[n] for n in low.consumer_names(c)]
+            pick = _Pick(consumers, "random", stream(self.root, f"partition:{c.name}"),
+                         weights=c.partition_share())
+            self.async_programs[c.name] = (pick, finish)
+            self.async_index[c.name] = len(self.system.flows) + i
+        return flows, list(self.async_programs.values())
+
+    def call(self, step, where: str, holding: bool):
+        comp = self.components[step.component]
+        stations = self.of(comp.name)
+        policy = comp.balancing if isinstance(comp, Service) else "round_robin"
+        if len(stations) == 1 and not holding:
+            return stations[0].arrive
+        return _Pick(stations, policy, stream(self.root, f"balance:{where}"), hold=holding)
+
+    def read(self, step, where: str):
+        """(visit step, decision step or None) for a Read."""
+        comp = self.components[step.component]
+        if isinstance(comp, Database):
+            return _DbRead(self, comp, step.index, where), None
+        return self.stations[comp.name].arrive, _Lookup(self.caches[comp.name])
+
+    def write(self, step, where: str):
+        comp = self.components[step.component]
+        if isinstance(comp, Database):
+            primaries = [self.stations[shard[0]] for shard in low.database_names(comp)]
+            return [_Pick(primaries, "random", stream(self.root, f"shard:{where}"),
+                          weights=comp.weights)]
+        return [self.stations[comp.name].arrive, _Invalidate(self.caches[comp.name])]
+
+    def publish(self, step, where: str):
+        comp = self.components[step.component]
+        out = [_Publish(self, comp.name)]
+        if comp.publish_latency is not None:
+            out.append(self.stations[low.broker_name(comp)].arrive)
+        return out
+
+    # -- outages ------------------------------------------------------------------------------
+    def _schedule_outage(self, outage) -> None:
+        comp = self.components[outage.component]
+        if outage.instance is not None:
+            targets = [self.stations[low.instance_names(comp)[outage.instance]]]
+        elif isinstance(comp, MessageQueue):
+            targets = [self.stations[n] for n in low.consumer_names(comp)]
+        else:
+            targets = self.of(comp.name)
+        saved = [st.servers for st in targets]
+
+        def down(_event) -> None:
+            for st in targets:
+                st.set_servers(0)
+
+        def up(_event) -> None:
+            for st, servers in zip(targets, saved, strict=True):
+                st.set_servers(servers)
+
+        self.env.timeout(outage.start_s).callbacks.append(down)
+        self.env.timeout(outage.start_s + outage.duration_s).callbacks.append(up)
+
+
+class _Pick:
+    """Choose one of several stations (instances, replicas, consumers) and send the request.
+
+    Policies: round_robin, random (optionally weighted), least_connections (fewest present),
+    power_of_two (the less loaded of two random picks). Stations in an outage are skipped
+    while any other is up, as a load balancer's health check would.
+    """
+
+    __slots__ = ("stations", "policy", "choices", "hold", "count", "single")
+
+    def __init__(self, stations: list[Station], policy: str, rng, weights=None,
+                 hold: bool = False) -> None:
+        self.stations, self.policy, self.hold = stations, policy, hold
+        n = len(stations)
+        if policy == "power_of_two" and n > 1:
+            self.choices = Choices(np.ones(n), rng)
+        else:
+            self.choices = Choices(weights if weights is not None else np.ones(n), rng)
+        self.count = 0
+        self.single = n == 1
+
+    def choose(self) -> Station:
+        stations = self.stations
+        if self.single:
+            return stations[0]
+        policy = self.policy
+        if policy == "round_robin":
+            self.count += 1
+            st = stations[self.count % len(stations)]
+        elif policy == "least_connections":
+            st = min(stations, key=_load)
+        else:
+            c = self.choices
+            st = stations[(c.buf or c.refill()).pop()]
+            if policy == "power_of_two":
+                other = stations[(c.buf or c.refill()).pop()]
+                if other.n < st.n:
+                    st = other
+        if st.servers == 0:
+            up = [s for s in stations if s.servers > 0]
+            if up:
+                st = min(up, key=_load)
+        return st
+
+    def __call__(self, cust: Customer) -> None:
+        st = self.choose()
+        if self.hold:
+            if cust.held is None:
+                cust.held = []
+            cust.held.append((st, st.env._now))
+            st.arrive_holding(cust)
+        else:
+            st.arrive(cust)
+
+
+def _load(st: Station) -> float:
+    return st.n / st.servers if st.servers else math.inf
+
+
+class Release:
+    """End of a synchronous call: give back the worker the caller held, then go on."""
+
+    __slots__ = ()
+
+    def __call__(self, cust: Customer) -> None:
+        st, t_arr = cust.held.pop()
+        cust.t_arr = t_arr
+        st._release(cust)
+        i = cust.idx + 1
+        cust.idx = i
+        cust.route[i](cust)
+
+
+class CacheState:
+    """Hits and misses of one cache or CDN: a fixed ratio, or an LRU over Zipf keys with TTL."""
+
+    def __init__(self, comp, env, rng) -> None:
+        self.env = env
+        self.hits = self.misses = 0
+        self.ratio = comp.hit_ratio
+        self.ttl = getattr(comp, "ttl_s", None)
+        self.lru: OrderedDict[int, float] | None = None
+        self.rng = rng
+        self.buf: list[float] = []
+        if self.ratio is None or self.ttl is not None:
+            keys = comp.keys
+            self.cdf = np.cumsum(zipf_probabilities(keys, comp.zipf_s))
+            self.capacity = comp.capacity_keys
+            self.lru = OrderedDict()
+            if comp.warm:
+                for k in range(min(self.capacity, keys) - 1, -1, -1):
+                    self.lru[k] = 0.0
+
+    def _key(self) -> int:
+        buf = self.buf
+        if not buf:
+            u = self.rng.random(4096)
+            buf.extend(np.searchsorted(self.cdf, u, side="right")[::-1].tolist())
+        return buf.pop()
+
+    def lookup(self) -> bool:
+        """True on a hit. An LRU is updated as a cache-aside read would leave it."""
+        if self.lru is None:
+            buf = self.buf
+            if not buf:
+                buf.extend(self.rng.random(4096).tolist())
+            hit = buf.pop() < self.ratio
+        else:
+            now = self.env._now
+            k = self._key()
+            lru = self.lru
+            born = lru.get(k)
+            hit = born is not None and (self.ttl is None or now - born < self.ttl)
+            if hit:
+                lru.move_to_end(k)
+            else:
+                lru[k] = now
+                lru.move_to_end(k)
+                if len(lru) > self.capacity:
+                    lru.popitem(last=False)
+        if hit:
+            self.hits += 1
+        else:
+            self.misses += 1
+        return hit
+
+    def invalidate(self) -> None:
+        if self.lru is not None:
+            self.lru.pop(self._key(), None)
+
+    def counters(self) -> tuple[float, float]:
+        return (self.hits, self.misses)
+
+
+class _Lookup:
+    """After the cache's own service: on a hit jump past the miss steps, else run them."""
+
+    __slots__ = ("cache", "skip_to")
+
+    def __init__(self, cache: CacheState) -> None:
+        self.cache = cache
+        self.skip_to = -1
+
+    def __call__(self, cust: Customer) -> None:
+        i = self.skip_to if self.cache.lookup() else cust.idx + 1
+        cust.idx = i
+        cust.route[i](cust)
+
+
+class _Invalidate:
+    __slots__ = ("cache",)
+
+    def __init__(self, cache: CacheState) -> None:
+        self.cache = cache
+
+    def __call__(self, cust: Customer) -> None:
+        self.cache.invalidate()
+        i = cust.idx + 1
+        cust.idx = i
+        cust.route[i](cust)
+
+
+class _DbRead:
+    """Pick the shard (by weight), then a replica (by policy; the primary if none)."""
+
+    __slots__ = ("shards", "readers", "scale")
+
+    def __init__(self, net: Network, comp: Database, index: bool, where: str) -> None:
+        names = low.database_names(comp)
+        self.shards = Choices(comp.weights, stream(net.root, f"shard:{where}"))
+        self.readers = [
+            _Pick([net.stations[n] for n in (shard[1:] or shard[:1])], comp.read_policy,
+                  stream(net.root, f"replica:{where}/{s}"))
+            for s, shard in enumerate(names)]
+        self.scale = 1.0 if index else comp.scan_factor()
+
+    def __call__(self, cust: Customer) -> None:
+        c = self.shards
+        pick = self.readers[(c.buf or c.refill()).pop()] if len(self.readers) > 1 else \
+            self.readers[0]
+        cust.scale = self.scale
+        pick.choose().arrive(cust)
+
+
+class _Publish:
+    """Hand a message to the queue's consumers; the publisher goes on at once."""
+
+    __slots__ = ("net", "queue", "count")
+
+    def __init__(self, net: Network, queue: str) -> None:
+        self.net, self.queue = net, queue
+        self.count = 0
+
+    def __call__(self, cust: Customer) -> None:
+        self.count += 1
+        program = self.net.async_programs[self.queue]
+        msg = Customer(program, self.net.async_index[self.queue], self.net.env._now, self.count)
+        program[0](msg)
+        i = cust.idx + 1
+        cust.idx = i
+        cust.route[i](cust)
+
+
+__all__ = ["CacheState", "Network", "Release", "schedule"]

@@ -1,0 +1,435 @@
+"""capsim.calibrate: service-time fits recover known distributions; load-test readers read the
+real formats (the committed samples and tiny hand-made files with known numbers); bad input fails
+with the field and the value.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import capsim as cs
+from capsim.analytic import usl
+from capsim.calibrate import (
+    FIT_COLUMNS,
+    LOADTEST_COLUMNS,
+    Weibull,
+    fit_service_time,
+    read_durations,
+    read_k6_summary,
+    read_load_test,
+    read_locust_history,
+)
+from capsim.experiment import mean_ci
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "measurements"
+K6_FILES = sorted(DATA.glob("k6_summary_step*.json"))
+LOCUST_FILE = DATA / "locust_stats_history.csv"
+
+# what generate.py simulated (data/measurements/README.md)
+TRUE_SERVICE = cs.LogNormal(mean=0.020, cv=1.0)
+CAPACITY_PER_S = 8 / 0.020
+K6_THINK_S, LOCUST_THINK_S = 0.1, 0.1
+
+
+# -- Weibull ------------------------------------------------------------------------------------
+WEIBULLS = [Weibull(mean=0.02, cv=0.4), Weibull(mean=1.5, cv=1.0), Weibull(mean=0.3, cv=2.5)]
+
+
+@pytest.mark.parametrize("dist", WEIBULLS, ids=repr)
+def test_weibull_samples_have_the_declared_mean_and_cv(dist):
+    rng = np.random.default_rng(2024)
+    batches = [dist.sample(rng, 20_000) for _ in range(20)]
+    assert all(b.dtype == np.float64 and b.shape == (20_000,) and (b >= 0).all()
+               for b in batches)
+    m, half = mean_ci([b.mean() for b in batches], 0.999)
+    assert abs(m - dist.mean) <= half
+    c, half = mean_ci([b.std() / b.mean() for b in batches], 0.999)
+    assert abs(c - dist.cv) <= half + 0.03 * dist.cv  # heavy tails bias a sample cv low
+    assert stats.kstest(batches[0][:5000], dist.cdf).pvalue > 0.001
+
+
+def test_weibull_parameters_round_trip_and_match_scipy():
+    w = Weibull.from_shape_scale(0.7, 0.05)
+    assert w.shape == pytest.approx(0.7, rel=1e-10)
+    assert w.scale == pytest.approx(0.05, rel=1e-10)
+    ref = stats.weibull_min(0.7, scale=0.05)
+    assert w.mean == pytest.approx(ref.mean()) and w.cv == pytest.approx(ref.std() / ref.mean())
+    x = np.array([0.0, 0.01, 0.05, 0.3])
+    assert np.allclose(w.cdf(x), ref.cdf(x))
+    assert Weibull(mean=2.0, cv=1.0).shape == pytest.approx(1.0)  # the exponential
+    s = w.scaled(3.0)
+    assert type(s) is Weibull and s.mean == pytest.approx(3.0) and s.cv == pytest.approx(w.cv)
+    assert repr(w).startswith("Weibull(mean=")
+    assert Weibull(0.02, 0.5) == Weibull(0.02, 0.5) and hash(Weibull(0.02, 0.5))
+    cs.Service("web", servers=2, service_time=w)  # a service time like any other
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    ((0.0, 1.0), r"Weibull.mean: must be > 0, got 0.0"),
+    ((1.0, -1.0), r"Weibull.cv: must be > 0, got -1.0"),
+    ((1.0, 1e-6), r"Weibull.cv: must be between .*, got 1e-06"),
+])
+def test_weibull_bad_input(args, match):
+    with pytest.raises(cs.ModelError, match=match):
+        Weibull(*args)
+    with pytest.raises(cs.ModelError, match=r"Weibull.shape: must be > 0, got -2"):
+        Weibull.from_shape_scale(-2, 1.0)
+
+
+# -- fitting service times ----------------------------------------------------------------------
+N = 4000
+CLEAR_CASES = {  # families far enough apart that 4000 samples tell them apart
+    "gamma": cs.Gamma(mean=0.020, cv=0.5),
+    "lognormal": cs.LogNormal(mean=0.020, cv=1.5),
+    "weibull": Weibull(mean=0.020, cv=2.0),
+}
+
+
+@pytest.mark.parametrize("family", list(CLEAR_CASES))
+@pytest.mark.parametrize("criterion", ["aic", "ks"])
+def test_criterion_picks_the_generating_family(family, criterion):
+    for seed in (1, 2, 3):
+        x = CLEAR_CASES[family].sample(np.random.default_rng(seed), N)
+        assert fit_service_time(x, criterion=criterion).best == family
+
+
+@pytest.mark.parametrize("family", list(CLEAR_CASES))
+def test_fit_recovers_mean_and_cv(family):
+    """The MLE mean is within 4 standard errors (cv * mean / sqrt(n)) of the truth; the cv
+    within 4 of its delta-method standard errors, bounded here by 8 % for these shapes."""
+    truth = CLEAR_CASES[family]
+    for seed in (4, 5):
+        report = fit_service_time(truth.sample(np.random.default_rng(seed), N))
+        d = report.distribution
+        assert type(d) is type(truth)
+        assert abs(d.mean - truth.mean) < 4 * truth.cv * truth.mean / math.sqrt(N)
+        assert d.cv == pytest.approx(truth.cv, rel=0.08)
+        assert report.params["mean_s"] == d.mean and report.params["cv"] == d.cv
+
+
+def test_exponential_data_nests_in_gamma_and_weibull():
+    """Exponential data: gamma and Weibull (shape ~ 1) fit as well. Nested in them, the
+    exponential loses at most LR - 2 AIC points, LR ~ chi2(1), so it stays close to the best
+    (below 4 points: LR < 6, p ~ 0.99 per rival); BIC's ln(n) penalty picks it."""
+    for seed in (6, 7, 8):
+        x = cs.Exponential(0.05).sample(np.random.default_rng(seed), N)
+        aic = fit_service_time(x)
+        row = aic.table.set_index("family")
+        assert row.loc["exponential", "delta"] < 4.0
+        assert row.loc[["gamma", "weibull"], "shape"].to_numpy() == pytest.approx(1.0, abs=0.05)
+        bic = fit_service_time(x, criterion="bic")
+        assert bic.best == "exponential"
+        assert bic.distribution == cs.Exponential(float(x.mean()))  # the MLE is the mean
+
+
+def test_report_table_and_distribution_agree_with_scipy():
+    x = cs.LogNormal(mean=0.02, cv=1.2).sample(np.random.default_rng(9), 2000)
+    report = fit_service_time(x)
+    t = report.table
+    assert list(t.columns) == FIT_COLUMNS
+    assert list(t["family"]) == sorted(t["family"], key=dict(zip(t["family"], t["aic"],
+                                                                   strict=True)).get)
+    assert t.loc[0, "family"] == report.best and t.loc[0, "delta"] == 0
+    assert (t["aic"] == 2 * t["n_params"] - 2 * t["loglik"]).all()
+    assert np.allclose(t["bic"], t["n_params"] * np.log(2000) - 2 * t["loglik"])
+    # log-normal MLE in closed form: mean and (ddof=0) std of ln x
+    lx = np.log(x)
+    assert report.params["mu"] == pytest.approx(lx.mean())
+    assert report.params["sigma"] == pytest.approx(lx.std())
+    ln = t.set_index("family").loc["lognormal"]
+    ref = stats.lognorm(ln["shape"], scale=ln["scale"])
+    grid = np.quantile(x, [0.1, 0.5, 0.9, 0.99])
+    assert np.allclose(report.distribution.cdf(grid), ref.cdf(grid))
+    assert ln["loglik"] == pytest.approx(ref.logpdf(x).sum())
+    assert ln["ks_stat"] == pytest.approx(stats.kstest(x, ref.cdf).statistic)
+    # the Weibull MLE solves its score equation, and agrees with scipy's generic fit
+    wb = t.set_index("family").loc["weibull"]
+    k, lam = wb["shape"], wb["scale"]
+    assert np.sum(x**k * np.log(x)) / np.sum(x**k) - 1 / k == pytest.approx(lx.mean(), abs=1e-9)
+    assert lam == pytest.approx(np.mean(x**k) ** (1 / k), rel=1e-9)
+    c, _, scale = stats.weibull_min.fit(x, floc=0)
+    assert k == pytest.approx(c, rel=1e-3) and lam == pytest.approx(scale, rel=1e-3)
+    assert "lognormal" in str(report)
+
+
+def test_families_subset_and_order():
+    x = cs.Gamma(mean=1.0, cv=0.5).sample(np.random.default_rng(10), 500)
+    report = fit_service_time(x, families=["exponential", "weibull"])
+    assert set(report.table["family"]) == {"exponential", "weibull"}
+    assert fit_service_time(x, families="gamma").best == "gamma"
+
+
+@pytest.mark.parametrize(("samples", "kwargs", "match"), [
+    ([], {}, r"fit_service_time.samples: must hold at least 2 durations, got 0"),
+    ([0.1], {}, r"fit_service_time.samples: must hold at least 2 durations, got 1"),
+    ([0.1, float("nan"), 0.3], {}, r"fit_service_time.samples\[1\]: must be a finite number, "
+                                   r"got nan"),
+    ([0.1, 0.2, -0.5, -1.0], {}, r"fit_service_time.samples\[2\]: must be >= 0 .*got -0.5 "
+                                 r"\(1 more\)"),
+    ([0.1, 0.0, 0.3], {}, r"fit_service_time.samples\[1\]: must be > 0 .*got 0.0"),
+    ([0.2, 0.2, 0.2], {}, r"fit_service_time.samples: must vary .*got 0.2"),
+    (["a", "b"], {}, r"fit_service_time.samples: must be numbers"),
+    ([[0.1, 0.2], [0.3, 0.4]], {}, r"fit_service_time.samples: must be one-dimensional"),
+    ([0.1, 0.2], {"families": ["pareto"]}, r"fit_service_time.families: each must be one of "
+                                           r".*got 'pareto'"),
+    ([0.1, 0.2], {"families": []}, r"fit_service_time.families: must name at least one"),
+    ([0.1, 0.2], {"criterion": "aicc"}, r"fit_service_time.criterion: must be one of .*'aicc'"),
+])
+def test_fit_bad_input_names_field_index_and_value(samples, kwargs, match):
+    with pytest.raises(cs.ModelError, match=match):
+        fit_service_time(samples, **kwargs)
+
+
+# -- reading durations --------------------------------------------------------------------------
+def test_sample_service_times_recover_the_generating_lognormal():
+    """service_times.csv: 2000 ms values from LogNormal(mean 20 ms, cv 1). The fitted mu and
+    sigma of ln(seconds) lie within 4 standard errors (sigma/sqrt(n), sigma/sqrt(2n))."""
+    x = read_durations(DATA / "service_times.csv", unit="ms")
+    assert x.size == 2000
+    report = fit_service_time(x)
+    assert report.best == "lognormal"
+    n = x.size
+    assert abs(report.params["mu"] - TRUE_SERVICE.mu) < 4 * TRUE_SERVICE.sigma / math.sqrt(n)
+    assert abs(report.params["sigma"] - TRUE_SERVICE.sigma) < (
+        4 * TRUE_SERVICE.sigma / math.sqrt(2 * n))
+    assert report.table.loc[0, "ks_pvalue"] > 0.01
+    assert read_durations(DATA / "service_times.csv", column="duration_ms", unit="ms") == (
+        pytest.approx(x))
+
+
+def test_read_durations_tiny_files(tmp_path):
+    p = tmp_path / "lat.csv"
+    p.write_text("# measured by hand\nlatency_ms\n10\n20.5\n\n30\n")
+    assert read_durations(p, unit="ms") == pytest.approx([0.010, 0.0205, 0.030])
+    bare = tmp_path / "bare.csv"
+    bare.write_text("0.5\n1.5\n2\n")  # no header: the first row is data
+    assert read_durations(bare) == pytest.approx([0.5, 1.5, 2.0])
+    wide = tmp_path / "wide.csv"
+    wide.write_text("endpoint,duration_us\n/a,1500\n/b,2500\n")
+    assert read_durations(wide, column="duration_us", unit="us") == pytest.approx([1.5e-3,
+                                                                                  2.5e-3])
+
+
+@pytest.mark.parametrize(("text", "kwargs", "match"), [
+    ("ms\n10\n\n", {}, r"read_durations\('f.csv'\).ms: must hold at least 2 durations, got 1"),
+    ("", {}, r"read_durations.path: must hold at least 2 durations, got 'an empty file'"),
+    ("ms\n10\nabc\n30\n", {}, r"read_durations\('f.csv'\).ms\[1\]: must be a number, got 'abc'"),
+    ("a,ms\nx,10\ny,\nz,3\n", {"column": "ms"}, r"\.ms\[1\]: must be a number, got an empty cell"),
+    ("ms\n10\n-3\n", {}, r"read_durations\('f.csv'\).ms\[1\]: must be >= 0 .*got -3.0"),
+    ("ms\n10\n0\n", {}, r"\.ms\[1\]: must be > 0 .*got 0.0"),
+    ("a,b\n1,2\n3,4\n", {}, r"read_durations.column: must name one of \['a', 'b'\], got None"),
+    ("a,b\n1,2\n3,4\n", {"column": "c"}, r"read_durations.column: must be one of .*got 'c'"),
+    ("ms\n1\n2\n", {"unit": "min"}, r"read_durations.unit: must be one of .*got 'min'"),
+])
+def test_read_durations_bad_files(tmp_path, text, kwargs, match):
+    p = tmp_path / "f.csv"
+    p.write_text(text)
+    with pytest.raises(cs.ModelError, match=match):
+        read_durations(p, **kwargs)
+
+
+def test_read_durations_missing_file(tmp_path):
+    with pytest.raises(cs.ModelError, match=r"read_durations.path: must be an existing file"):
+        read_durations(tmp_path / "nope.csv")
+
+
+# -- k6 -----------------------------------------------------------------------------------------
+def test_k6_sample_summaries_match_the_simulated_system():
+    """One row per file. Each VU loops request + sleep(0.1 s), so Little's law for the loop says
+    requests/s = VUs / (0.1 s + mean response time), to the precision of a 60 s run."""
+    df = read_k6_summary(K6_FILES)
+    assert list(df.columns) == LOADTEST_COLUMNS
+    assert list(df["concurrency"]) == [10, 25, 50, 100]
+    assert list(df["step"]) == [0, 1, 2, 3]
+    assert np.allclose(df["duration_s"], 60.0)
+    all_per_s = df["requests"] / df["duration_s"]
+    little = df["concurrency"] / (K6_THINK_S + df["mean_s"])
+    assert np.allclose(all_per_s, little, rtol=0.01)
+    assert (df["p50_s"] < df["p95_s"]).all() and (df["p95_s"] < df["p99_s"]).all()
+    assert list(df["error_rate"] > 0) == [False, False, False, True]  # the queue fills at 100
+    assert df["throughput_per_s"].iloc[-1] == pytest.approx(CAPACITY_PER_S, rel=0.03)
+
+
+def test_k6_tiny_summary_with_known_numbers(tmp_path):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps({"metrics": {
+        "http_req_duration": {"avg": 12.5, "min": 2, "med": 10, "max": 90, "p(90)": 20,
+                              "p(95)": 30},
+        "http_reqs": {"count": 600, "rate": 10},
+        "http_req_failed": {"passes": 6, "fails": 594, "value": 0.01},
+        "vus": {"value": 5, "min": 1, "max": 5},
+    }}))
+    row = read_k6_summary(p).iloc[0]
+    assert row["source"] == "s.json" and row["concurrency"] == 5
+    assert row["duration_s"] == 60 and row["requests"] == 600
+    assert row["throughput_per_s"] == pytest.approx(9.9)
+    assert row["mean_s"] == 0.0125 and row["p50_s"] == 0.010 and row["p95_s"] == 0.030
+    assert math.isnan(row["p99_s"]) and row["error_rate"] == 0.01
+    assert read_k6_summary([p], concurrency=[7]).loc[0, "concurrency"] == 7
+
+
+def test_k6_handle_summary_layout_and_fallbacks(tmp_path):
+    """handleSummary() JSON nests numbers under "values" and has state.testRunDurationMs; a
+    Rate metric without "value" falls back to passes / (passes + fails)."""
+    p = tmp_path / "h.json"
+    p.write_text(json.dumps({"state": {"testRunDurationMs": 60500}, "metrics": {
+        "http_req_duration": {"type": "trend", "contains": "time", "values": {
+            "avg": 12.5, "min": 2, "p(50)": 10, "max": 90, "p(95)": 30, "p(99)": 40}},
+        "http_reqs": {"type": "counter", "values": {"count": 605, "rate": 10}},
+        "http_req_failed": {"type": "rate", "values": {"passes": 11, "fails": 594}},
+        "vus_max": {"type": "gauge", "values": {"value": 5, "min": 5, "max": 5}},
+    }}))
+    row = read_k6_summary(p).iloc[0]
+    assert row["duration_s"] == 60.5 and row["p50_s"] == 0.010 and row["p99_s"] == 0.040
+    assert row["error_rate"] == pytest.approx(11 / 605) and row["concurrency"] == 5
+    q = tmp_path / "old.json"  # k6 before http_req_failed existed: no error rate
+    q.write_text(json.dumps({"metrics": {"http_req_duration": {"avg": 1, "med": 1, "p(95)": 2},
+                                         "http_reqs": {"count": 10, "rate": 1},
+                                         "vus": {"value": 1}}}))
+    row = read_k6_summary(q).iloc[0]
+    assert math.isnan(row["error_rate"]) and row["throughput_per_s"] == 1
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    ("not json", r"read_k6_summary\('b.json'\): not a JSON file"),
+    ("[1, 2]", r"read_k6_summary\('b.json'\).metrics: missing"),
+    ('{"metrics": {"http_reqs": {"count": 1, "rate": 1}}}',
+     r"read_k6_summary\('b.json'\).metrics.http_req_duration: missing, got None"),
+    ('{"metrics": {"http_req_duration": {"avg": 1, "med": 1}, "http_reqs": {"count": 1, '
+     '"rate": 1}, "vus": {"value": 1}}}',
+     r"metrics.http_req_duration: needs 'p\(95\)', has \['avg', 'med'\]"),
+    ('{"metrics": {"http_req_duration": {"avg": "fast", "med": 1, "p(95)": 1}, '
+     '"http_reqs": {"count": 1, "rate": 1}, "vus": {"value": 1}}}',
+     r"metrics.http_req_duration\['avg'\]: must be a finite number, got 'fast'"),
+    ('{"metrics": {"http_req_duration": {"avg": 1, "med": 1, "p(95)": 1}, '
+     '"http_reqs": {"count": 1, "rate": 1}}}', r"metrics.vus: missing; pass concurrency="),
+])
+def test_k6_bad_files(tmp_path, content, match):
+    p = tmp_path / "b.json"
+    p.write_text(content)
+    with pytest.raises(cs.ModelError, match=match):
+        read_k6_summary(p)
+
+
+def test_k6_bad_arguments(tmp_path):
+    with pytest.raises(cs.ModelError, match=r"read_k6_summary.paths: must be existing files"):
+        read_k6_summary(tmp_path / "missing.json")
+    with pytest.raises(cs.ModelError, match=r"read_k6_summary.paths: must name at least one"):
+        read_k6_summary([])
+    with pytest.raises(cs.ModelError, match=r"read_k6_summary.concurrency: must give one value "
+                                            r"per file \(4\), got \[1, 2\]"):
+        read_k6_summary(K6_FILES, concurrency=[1, 2])
+
+
+# -- Locust -------------------------------------------------------------------------------------
+def test_locust_sample_history_matches_the_simulated_system():
+    """Seven 60 s steps. Little's law for the user loop (think ~0.1 s) holds step by step, and
+    past the knee (~48 users) the 8 workers deliver their capacity, 400 responses/s."""
+    df = read_locust_history(LOCUST_FILE)
+    assert list(df.columns) == LOADTEST_COLUMNS
+    assert list(df["concurrency"]) == [5, 10, 20, 40, 60, 80, 120]
+    assert (df["duration_s"] == 49).all()  # 60 rows, the first 10 s dropped
+    all_per_s = df["requests"] / df["duration_s"]
+    little = df["concurrency"] / (LOCUST_THINK_S + df["mean_s"])
+    assert np.allclose(all_per_s, little, rtol=0.02)
+    busy = df[df["concurrency"] >= 60]
+    assert np.allclose(busy["throughput_per_s"], CAPACITY_PER_S, rtol=0.03)
+    assert df["error_rate"].iloc[-1] > 0.2 and (df["error_rate"].iloc[:4] == 0).all()
+    assert (df["p50_s"] <= df["p95_s"]).all() and (df["p95_s"] <= df["p99_s"]).all()
+
+
+LOCUST_HEADER = ("Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,"
+                 "95%,98%,99%,99.9%,99.99%,100%,Total Request Count,Total Failure Count,"
+                 "Total Median Response Time,Total Average Response Time,"
+                 "Total Min Response Time,Total Max Response Time,Total Average Content Size")
+
+
+def _locust_row(t, users, p50, p95, p99, total, failed, avg, name="Aggregated", kind=""):
+    pcts = [p50, p50, p50, p50, p95, p95, p99, p99, p99, p99, p99]
+    return ",".join(str(v) for v in (t, users, kind, name, "0.000000", "0.000000", *pcts, total,
+                                     failed, p50, avg, 1, 100, 512))
+
+
+def tiny_locust(path: Path) -> Path:
+    na = "N/A"
+    rows = [
+        _locust_row(100, 0, na, na, na, 0, 0, 0),
+        _locust_row(101, 10, na, na, na, 0, 0, 0),
+        _locust_row(102, 10, 20, 40, 50, 100, 0, 20),
+        _locust_row(103, 10, 22, 44, 60, 200, 0, 21),
+        _locust_row(103, 10, 99, 99, 99, 77, 7, 99, name="/api", kind="GET"),  # not Aggregated
+        _locust_row(104, 10, 24, 48, 70, 300, 2, 22),
+        _locust_row(105, 20, 30, 30, 30, 400, 2, 22),
+        _locust_row(106, 20, 30, 30, 30, 600, 2, 22),
+        _locust_row(107, 20, 30, 30, 30, 800, 2, 22),
+        _locust_row(108, 20, 30, 30, 30, 1000, 12, 22),
+        _locust_row(109, 25, 30, 30, 30, 1100, 12, 22),  # a ramp passing through: one row
+    ]
+    path.write_text(LOCUST_HEADER + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_locust_tiny_history_with_known_numbers(tmp_path):
+    """settle_s=2: step 1 keeps t = 103, 104 (one second: 100 requests, 2 failed, mean from the
+    totals (22*300 - 21*200)/100 = 24 ms, p50 = median(22, 24) = 23 ms); step 2 keeps t = 107,
+    108 (200 requests, 10 failed); the one-row step at 25 users is skipped."""
+    df = read_locust_history(tiny_locust(tmp_path / "h.csv"), settle_s=2)
+    assert list(df["concurrency"]) == [10, 20] and list(df["step"]) == [0, 1]
+    one, two = df.iloc[0], df.iloc[1]
+    assert one["duration_s"] == 1 and one["requests"] == 100
+    assert one["throughput_per_s"] == 98 and one["error_rate"] == 0.02
+    assert one["mean_s"] == pytest.approx(0.024)
+    assert one["p50_s"] == pytest.approx(0.023) and one["p95_s"] == pytest.approx(0.046)
+    assert one["p99_s"] == pytest.approx(0.065)
+    assert two["throughput_per_s"] == 190 and two["error_rate"] == 0.05
+    assert two["mean_s"] == pytest.approx(0.022) and two["p50_s"] == pytest.approx(0.030)
+    # the per-endpoint rows are there for whoever asks for them by name
+    with pytest.raises(cs.ModelError, match=r"no load step lasts longer than settle_s=2"):
+        read_locust_history(tmp_path / "h.csv", settle_s=2, name="/api")
+
+
+def test_locust_bad_files(tmp_path):
+    p = tiny_locust(tmp_path / "h.csv")
+    with pytest.raises(cs.ModelError, match=r"read_locust_history\('h.csv'\).name: must match "
+                                            r"the Name of some rows, got 'Total'"):
+        read_locust_history(p, name="Total")
+    with pytest.raises(cs.ModelError, match=r"no load step lasts longer than settle_s=10"):
+        read_locust_history(p)  # every step of the tiny file is shorter than 10 s
+    with pytest.raises(cs.ModelError, match=r"read_locust_history.settle_s: must be >= 0"):
+        read_locust_history(p, settle_s=-1)
+    q = tmp_path / "stats.csv"
+    q.write_text("Type,Name,Request Count\nGET,/a,10\n")  # the _stats.csv, not the history
+    with pytest.raises(cs.ModelError, match=r"missing columns \['Timestamp', 'User Count'"):
+        read_locust_history(q)
+    r = tmp_path / "bad.csv"
+    r.write_text(p.read_text().replace("\n104,10,", "\nsoon,10,"))
+    with pytest.raises(cs.ModelError, match=r"\['Timestamp'\] row 5: must be a number, "
+                                            r"got 'soon'"):
+        read_locust_history(r, settle_s=2)
+
+
+# -- both, into the USL -------------------------------------------------------------------------
+def test_read_load_test_combines_formats_and_feeds_the_usl_fit():
+    df = read_load_test([*K6_FILES, LOCUST_FILE])
+    assert len(df) == 11 and df["concurrency"].is_monotonic_increasing
+    assert set(df["source"]) == {f.name for f in K6_FILES} | {LOCUST_FILE.name}
+    fit = usl.fit(df["concurrency"], df["throughput_per_s"])
+    assert fit.r_squared > 0.98
+    # the fitted curve levels off near the true capacity of 400 responses/s
+    assert fit.x_max == pytest.approx(CAPACITY_PER_S, rel=0.10)
+    with pytest.raises(cs.ModelError, match=r"read_load_test.paths: must be .json \(k6\) or "
+                                            r".csv \(Locust\) files"):
+        read_load_test([DATA / "README.md"])
+
+
+def test_sample_files_say_they_are_generated():
+    assert "GENERATED" in (DATA / "service_times.csv").read_text().splitlines()[0]
+    for f in K6_FILES:
+        assert "GENERATED" in json.loads(f.read_text())["capsim_note"]
+    assert "generated" in (DATA / "README.md").read_text().lower()
+    assert pd.read_csv(LOCUST_FILE).shape == (420, 24)
