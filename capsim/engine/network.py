@@ -160,7 +160,10 @@ class _Pick:
             self.count += 1
             st = stations[self.count % len(stations)]
         elif policy == "least_connections":
-            st = min(stations, key=_load)
+            # ties (all idle) go round robin, not always to the first instance
+            self.count += 1
+            k = self.count % len(stations)
+            st = min(stations[k:] + stations[:k], key=_load)
         else:
             c = self.choices
             st = stations[(c.buf or c.refill()).pop()]
