@@ -47,6 +47,8 @@ class Network:
         self.components = {c.name: c for c in system.components}
         self.caches = {c.name: CacheState(c, env, stream(self.root, f"keys:{c.name}"))
                        for c in system.components if isinstance(c, (Cache, CDN))}
+        self.databases = {c.name: DbStats(c, stream(self.root, f"lag:{c.name}"))
+                          for c in system.components if isinstance(c, Database)}
         for outage in system.outages:
             self._schedule_outage(outage)
 
@@ -96,8 +98,9 @@ class Network:
         comp = self.components[step.component]
         if isinstance(comp, Database):
             primaries = [self.stations[shard[0]] for shard in low.database_names(comp)]
-            return [_Pick(primaries, "random", stream(self.root, f"shard:{where}"),
-                          weights=comp.weights)]
+            return [_Wrote(self.env),
+                _Pick(primaries, "random", stream(self.root, f"shard:{where}"),
+                      weights=comp.weights)]
         return [self.stations[comp.name].arrive, _Invalidate(self.caches[comp.name])]
 
     def publish(self, step, where: str):
@@ -211,13 +214,16 @@ class CacheState:
 
     def __init__(self, comp, env, rng) -> None:
         self.env = env
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.stale = 0
+        self.stale_age = 0.0
         self.ratio = comp.hit_ratio
         self.ttl = getattr(comp, "ttl_s", None)
+        self.invalidate_on_write = getattr(comp, "invalidate_on_write", True)
         self.lru: OrderedDict[int, float] | None = None
+        self.updated: dict[int, float] = {}  # key -> last write at the origin
         self.rng = rng
         self.buf: list[float] = []
-        if self.ratio is None or self.ttl is not None:
+        if self.ratio is None:
             keys = comp.keys
             self.cdf = np.cumsum(zipf_probabilities(keys, comp.zipf_s))
             self.capacity = comp.capacity_keys
@@ -248,6 +254,10 @@ class CacheState:
             hit = born is not None and (self.ttl is None or now - born < self.ttl)
             if hit:
                 lru.move_to_end(k)
+                changed = self.updated.get(k)
+                if changed is not None and changed > born:
+                    self.stale += 1
+                    self.stale_age += now - changed
             else:
                 lru[k] = now
                 lru.move_to_end(k)
@@ -259,12 +269,30 @@ class CacheState:
             self.misses += 1
         return hit
 
-    def invalidate(self) -> None:
-        if self.lru is not None:
-            self.lru.pop(self._key(), None)
+    def write(self) -> None:
+        """A key's data changed at the origin: drop the cached copy, or let it go stale."""
+        if self.lru is None:
+            return
+        k = self._key()
+        self.updated[k] = self.env._now
+        if self.invalidate_on_write:
+            self.lru.pop(k, None)
 
-    def counters(self) -> tuple[float, float]:
-        return (self.hits, self.misses)
+    def counters(self) -> tuple[float, ...]:
+        return (self.hits, self.misses, self.stale, self.stale_age)
+
+
+class DbStats:
+    """Reads that follow a write in the same request, and how many a lagging replica served
+    stale (read-your-writes violations)."""
+
+    def __init__(self, comp: Database, rng) -> None:
+        self.lag = (Draws(comp.replication_lag, rng)
+                    if comp.replication_lag is not None and comp.read_replicas else None)
+        self.after_write = self.stale = 0
+
+    def counters(self) -> tuple[float, ...]:
+        return (self.after_write, self.stale, 0.0, 0.0)
 
 
 class _Lookup:
@@ -289,7 +317,7 @@ class _Invalidate:
         self.cache = cache
 
     def __call__(self, cust: Customer) -> None:
-        self.cache.invalidate()
+        self.cache.write()
         i = cust.idx + 1
         cust.idx = i
         cust.route[i](cust)
@@ -298,9 +326,11 @@ class _Invalidate:
 class _DbRead:
     """Pick the shard (by weight), then a replica (by policy; the primary if none)."""
 
-    __slots__ = ("shards", "readers", "scale")
+    __slots__ = ("shards", "readers", "scale", "stats", "env")
 
     def __init__(self, net: Network, comp: Database, index: bool, where: str) -> None:
+        self.stats = net.databases[comp.name]
+        self.env = net.env
         names = low.database_names(comp)
         self.shards = Choices(comp.weights, stream(net.root, f"shard:{where}"))
         self.readers = [
@@ -314,7 +344,29 @@ class _DbRead:
         pick = self.readers[(c.buf or c.refill()).pop()] if len(self.readers) > 1 else \
             self.readers[0]
         cust.scale = self.scale
+        wrote = cust.key
+        if wrote is not None:
+            stats = self.stats
+            stats.after_write += 1
+            lag = stats.lag
+            if lag is not None and self.env._now - wrote < (lag.buf or lag.refill()).pop():
+                stats.stale += 1
         pick.choose().arrive(cust)
+
+
+class _Wrote:
+    """Remember when this request wrote (its later reads may meet a lagging replica)."""
+
+    __slots__ = ("env",)
+
+    def __init__(self, env) -> None:
+        self.env = env
+
+    def __call__(self, cust: Customer) -> None:
+        cust.key = self.env._now
+        i = cust.idx + 1
+        cust.idx = i
+        cust.route[i](cust)
 
 
 class _Publish:

@@ -73,7 +73,10 @@ class RunResult:
     samples: np.ndarray  # (K, stations, len(COUNTERS)) cumulative counters at those times
     async_flows: int = 0  # the last flows are message queues' consumers (not requests)
     cache_names: tuple[str, ...] = ()
-    cache_samples: np.ndarray | None = None  # (K, caches, 2): cumulative hits, misses
+    database_names: tuple[str, ...] = ()
+    # (K, caches + databases, 4) cumulative: caches hits, misses, stale hits, stale age sum;
+    # databases reads after a write, stale reads, 0, 0
+    probe_samples: np.ndarray | None = None
     events: int = 0
     wall_s: float = 0.0
     trace_log: tuple = field(default=(), repr=False)
@@ -206,19 +209,38 @@ class RunResult:
             rows.append(row)
         return pd.DataFrame(rows, columns=COMPONENT_COLUMNS)
 
-    def caches(self) -> pd.DataFrame:
-        """Per cache or CDN over the window: reads, hits, misses, hit_ratio."""
+    def _probe_window(self) -> np.ndarray:
         times = self.sample_times_s
         i0 = int(np.searchsorted(times, self.warmup_s - 1e-9))
-        d = self.cache_samples[-1] - self.cache_samples[i0]
-        rows = [{"cache": name, "reads": int(h + m), "hits": int(h), "misses": int(m),
-                 "hit_ratio": h / (h + m) if h + m else np.nan}
-                for name, (h, m) in zip(self.cache_names, d, strict=True)]
-        return pd.DataFrame(rows, columns=["cache", "reads", "hits", "misses", "hit_ratio"])
+        return self.probe_samples[-1] - self.probe_samples[i0]
+
+    def caches(self) -> pd.DataFrame:
+        """Per cache or CDN over the window: reads, hits, misses, hit ratio, and the hits that
+        served data changed at the origin since it was cached (stale), with their mean age."""
+        d = self._probe_window()
+        rows = []
+        for name, (h, m, stale, age) in zip(self.cache_names, d, strict=False):
+            rows.append({"cache": name, "reads": int(h + m), "hits": int(h), "misses": int(m),
+                         "hit_ratio": h / (h + m) if h + m else np.nan,
+                         "stale_reads": int(stale),
+                         "stale_ratio": stale / (h + m) if h + m else np.nan,
+                         "mean_stale_age_s": age / stale if stale else np.nan})
+        return pd.DataFrame(rows, columns=["cache", "reads", "hits", "misses", "hit_ratio",
+                                           "stale_reads", "stale_ratio", "mean_stale_age_s"])
+
+    def databases(self) -> pd.DataFrame:
+        """Per database over the window: reads that followed a write in the same request, and
+        those a lagging replica answered with old data."""
+        d = self._probe_window()[len(self.cache_names):]
+        rows = [{"database": name, "reads_after_write": int(n), "stale_reads": int(s),
+                 "stale_probability": s / n if n else np.nan}
+                for name, (n, s, _, _) in zip(self.database_names, d, strict=True)]
+        return pd.DataFrame(rows, columns=["database", "reads_after_write", "stale_reads",
+                                           "stale_probability"])
 
     def hit_ratio_timeseries(self) -> pd.DataFrame:
         """Hit ratio per sampling interval and cache (a cold cache warming up)."""
-        d = np.diff(self.cache_samples, axis=0)
+        d = np.diff(self.probe_samples, axis=0)
         frames = []
         for k, name in enumerate(self.cache_names):
             hits, misses = d[:, k, 0], d[:, k, 1]

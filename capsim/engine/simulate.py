@@ -73,8 +73,8 @@ def simulate(
         loads = dict.fromkeys(net.stations, math.nan)
 
     stations = list(net.stations.values())
-    caches = list(net.caches.values())
-    sampler = Sampler(env, stations + caches, _sample_times(duration_s, warmup_s,
+    probes = list(net.caches.values()) + list(net.databases.values())
+    sampler = Sampler(env, stations + probes, _sample_times(duration_s, warmup_s,
                                                               sample_interval_s))
     env.run(until=duration_s)
     sampler.take(None)
@@ -106,8 +106,9 @@ def simulate(
         sample_times_s=np.asarray(sampler.times),
         samples=np.asarray([row[:n_stations] for row in sampler.rows], dtype=float),
         cache_names=tuple(net.caches),
-        cache_samples=np.asarray([row[n_stations:] for row in sampler.rows],
-                                 dtype=float).reshape(len(sampler.rows), len(caches), 2),
+        database_names=tuple(net.databases),
+        probe_samples=np.asarray([row[n_stations:] for row in sampler.rows],
+                                 dtype=float).reshape(len(sampler.rows), len(probes), 4),
         events=next(env._eid),  # SimPy's event counter: events scheduled in the run
         wall_s=time.perf_counter() - started,
         trace_log=tuple(log) if log is not None else (),

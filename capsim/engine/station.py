@@ -46,6 +46,7 @@ class Customer:
         self.scale = 1.0  # multiplies the next service time (a full scan is many lookups)
         self.held = None  # stations holding a worker for this request (synchronous calls)
         self.user = None  # the closed-workload user this request belongs to
+        self.key = None  # when this request last wrote to a database (read-your-writes)
 
 
 def schedule(env: simpy.Environment, event, delay: float) -> None:

@@ -76,7 +76,9 @@ class Cache(Component):
     Give ``hit_ratio`` directly, or a key-popularity model: ``keys`` requested with Zipf
     popularity ``zipf_s`` and an LRU holding ``capacity_keys``; the simulation then runs the LRU
     (cold at start unless ``warm``) and the analytic twin uses Che's approximation. ``ttl_s``
-    expires entries; a ``Write`` to the cache invalidates its key.
+    expires entries. A ``Write`` to the cache changes a key's data at the origin; with
+    ``invalidate_on_write`` the cached copy is dropped, otherwise reads of it are stale until
+    it expires (stale data versus slow data, measured in ``RunResult.caches()``).
     """
 
     servers: int = 1
@@ -87,6 +89,7 @@ class Cache(Component):
     capacity_keys: int | None = None
     ttl_s: float | None = None
     warm: bool = True
+    invalidate_on_write: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -107,12 +110,15 @@ class Cache(Component):
             check_int(self.label, "capacity_keys", self.capacity_keys, minimum=1)
             check_number(self.label, "zipf_s", self.zipf_s, strict=False)
         if self.ttl_s is not None:
+            if self.hit_ratio is not None:
+                raise fail(self.label, "ttl_s", "needs the key model (keys, capacity_keys); a "
+                           "fixed hit_ratio already includes expiry", self.ttl_s)
             check_number(self.label, "ttl_s", self.ttl_s)
 
     @property
     def dynamic(self) -> bool:
         """True when hits depend on the cache's state (LRU, TTL), not a fixed ratio."""
-        return self.hit_ratio is None or self.ttl_s is not None
+        return self.hit_ratio is None
 
     @property
     def capacity_per_s(self) -> float:
