@@ -9,7 +9,11 @@ answer is uncertain.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -211,7 +215,23 @@ def find_saturation(system: System, workload, budget: Budget, *, duration_s: flo
     each end; then bisection. At each midpoint replications are added while the CI of the
     budget metric straddles the limit; a point the CI cannot decide within
     ``max_replications`` ends the search (the answer is as precise as the noise allows).
+
+    Adding replications reuses the runs already made (a temporary result store when none is
+    given), and one process pool serves the whole search.
     """
+    with ExitStack() as stack:
+        if sweep_kwargs.get("store", "results") is None:
+            sweep_kwargs["store"] = stack.enter_context(tempfile.TemporaryDirectory())
+        if sweep_kwargs.get("executor") is None and sweep_kwargs.get("cluster") is None:
+            workers = sweep_kwargs.pop("processes", None) or os.cpu_count() or 1
+            if workers > 1:
+                sweep_kwargs["executor"] = stack.enter_context(ProcessPoolExecutor(workers))
+        return _search(system, workload, budget, duration_s, replications, max_replications,
+                       rel_tol, seed, max_points, sweep_kwargs)
+
+
+def _search(system, workload, budget, duration_s, replications, max_replications, rel_tol,
+            seed, max_points, sweep_kwargs) -> SaturationSearch:
     from capsim.experiment.sweep import sweep
 
     started = time.perf_counter()
@@ -225,7 +245,7 @@ def find_saturation(system: System, workload, budget: Budget, *, duration_s: flo
         while True:
             res = sweep(system, [workload.with_users(_users(workload, users))], reps, seed,
                         duration_s=duration_s, progress=False, **sweep_kwargs)
-            requests_here = res.simulated_requests
+            requests_here = res.simulated_requests  # earlier replications reused, not rerun
             sat = res.saturation(budget)
             rows = sat.table
             decided, broken = True, bool((~rows["meets"]).any())

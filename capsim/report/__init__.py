@@ -34,3 +34,6 @@ __all__ = [
     "shade_alarm",
     "station_curve",
 ]
+from capsim.report.saturation import hockey_stick, utilization_vs_users  # noqa: E402
+
+__all__ += ["hockey_stick", "utilization_vs_users"]

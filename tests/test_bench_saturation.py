@@ -1,0 +1,30 @@
+"""The saturation benchmark still runs (a tiny smoke run; speed is never asserted in tests)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def test_bench_saturation_quick(capsys):
+    path = Path(__file__).resolve().parents[1] / "bench" / "saturation.py"
+    spec = importlib.util.spec_from_file_location("bench_saturation", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    assert bench.main(["--quick"]) == 0
+    table = capsys.readouterr().out
+    for system in ("example", "mm4"):
+        assert f"| {system} | grid (6 points) |" in table
+        assert f"| {system} | adaptive, rel_tol 12.0%, reps 2..4 |" in table
+        assert f"| {system} | adaptive, rel_tol 6.0%, reps 2..4 |" in table
+        assert f"| {system} | adaptive, rel_tol 6.0%, reps 2 |" in table
+    # the exact M/M/4 answer is computed, and shown next to every mm4 row
+    exact = bench.mm4_exact_users()
+    assert f"{exact:,.0f} (" in table
+    assert table.count(f"{exact:,.0f} (") == 4
+    # at the exact answer, the M/M/4 p99 is the budget
+    lam = exact * bench.RATE
+    p99 = bench.mmc_response_quantile(0.99, lam, bench.MM4_SERVICE_S, bench.MM4_SERVERS)
+    assert p99 == pytest.approx(bench.MM4_BUDGET_S, rel=1e-9)
