@@ -164,3 +164,47 @@ def test_property_utilization_is_lambda_times_mean_service_over_servers(servers,
     util = res.components_runs()["utilization"]
     m, half = mean_ci(util, 0.999)
     assert abs(m - rho) <= max(half, 0.01), (m, half, rho)
+
+
+def _timed(service_s: float, timeout_s: float | None, retries: int, capacity=None):
+    return cs.System(
+        [cs.Service("api", 1, D(0.1)),
+         cs.Service("payment", 1, D(service_s), queue_capacity=capacity)],
+        [cs.Flow("order", 1.0, [cs.Call("api", calls=[
+            cs.Call("payment", timeout_s=timeout_s, retries=retries)])])])
+
+
+def test_timeouts_retry_then_fail_and_free_the_callers_worker():
+    # one request at t=1: api 0.1 s, then payment takes 1 s but the caller waits 0.25 s,
+    # three times (1 try + 2 retries): the request fails at 1.1 + 3 x 0.25 = 1.85 s
+    run = cs.simulate(_timed(1.0, 0.25, 2), cs.OpenWorkload(1, 1.0, D(1.0)), 1.9,
+                      sample_interval_s=0.1)
+    calls = run.calls().iloc[0]
+    assert (calls["calls"], calls["attempts"], calls["timeouts"], calls["failures"]) == \
+        (1, 3, 3, 1)
+    assert calls["amplification"] == 3.0
+    lat = run.latency(observed=True).iloc[0]
+    assert lat["errors"] == 1 and lat["count"] == 0
+    comp = run.components(observed=True).set_index("component")
+    # api was held from 1.0 to the failure at 1.85; payment keeps working on abandoned tries
+    assert comp.loc["api", "utilization"] == pytest.approx(0.85 / 1.9)
+    assert comp.loc["payment", "mean_in_system"] > 0
+
+
+def test_a_call_within_its_timeout_succeeds_without_retries():
+    run = cs.simulate(_timed(0.2, 0.5, 3), cs.OpenWorkload(1, 1.0, D(1.0)), 5.5)
+    calls = run.calls().iloc[0]
+    assert (calls["calls"], calls["attempts"], calls["timeouts"], calls["failures"]) == \
+        (5, 5, 0, 0)
+    assert run.latency(observed=True)["mean_s"].item() == pytest.approx(0.3)
+
+
+def test_rejected_attempts_are_retried():
+    # payment has no waiting room and is busy with an abandoned try: the retry is rejected
+    # at once, and the request fails when retries run out, releasing the api worker
+    run = cs.simulate(_timed(1.0, 0.3, 1, capacity=0), cs.OpenWorkload(1, 1.0, D(1.0)), 1.95,
+                      sample_interval_s=0.05)
+    calls = run.calls().iloc[0]
+    assert (calls["attempts"], calls["timeouts"], calls["failures"]) == (2, 1, 1)
+    assert run.components(observed=True).set_index("component").loc["payment", "drops"] == 1
+    assert run.latency(observed=True)["errors"].item() == 1

@@ -9,6 +9,7 @@ model's lowering, so they carry the same names as the analytic twin's.
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 from collections import OrderedDict
 
@@ -36,6 +37,7 @@ class Network:
         self.system, self.env = system, env
         self.root = seed_sequence(seed)
         self.on_drop = on_drop
+        self.timed_calls: dict[str, _TimedCall] = {}
         station_cls = Station if trace is None else trace
         self.stations: dict[str, Station] = {}
         self.specs = {spec.name: spec for spec in system.stations()}
@@ -43,7 +45,8 @@ class Network:
             draws = Draws(spec.service_time, stream(self.root, f"service:{spec.name}"))
             servers = math.inf if spec.servers is None else spec.servers
             self.stations[spec.name] = station_cls(env, spec.name, servers, draws,
-                                                   spec.queue_capacity, on_drop, spec.max_wait_s)
+                                                   spec.queue_capacity, self.dropped,
+                                                   spec.max_wait_s)
         self.components = {c.name: c for c in system.components}
         self.caches = {c.name: CacheState(c, env, stream(self.root, f"keys:{c.name}"))
                        for c in system.components if isinstance(c, (Cache, CDN))}
@@ -59,6 +62,19 @@ class Network:
             raise ModelError(f"Network: no component or station named {name!r}{did_you}; "
                              f"stations: {', '.join(self.stations)}")
         return self.stations[name]
+
+    def dropped(self, cust: Customer) -> None:
+        """A request (or one attempt of a call) was turned away: free the workers it held,
+        then let the call it belongs to retry, or record the failure."""
+        held = cust.held
+        while held:
+            st, t_arr = held.pop()
+            cust.t_arr = t_arr
+            st._release(cust)
+        if cust.parent is not None:
+            cust.parent[0].attempt_failed(cust)
+        elif self.on_drop is not None:
+            self.on_drop(cust)
 
     def of(self, component: str) -> list[Station]:
         """The stations a component is made of."""
@@ -78,6 +94,14 @@ class Network:
             self.async_programs[c.name] = (pick, finish)
             self.async_index[c.name] = len(self.system.flows) + i
         return flows, list(self.async_programs.values())
+
+    def timed_call(self, step, where: str, compiler, after_index: int):
+        """A call the caller watches: each attempt runs the call as a child request."""
+        plain = type(step)(step.component, step.calls)
+        node = _TimedCall(self, step, after_index)
+        node.sub = compiler.compile_steps([plain], _AttemptDone(), f"{where}/attempt")
+        self.timed_calls[f"{where.removeprefix('flow:')} -> {step.component}"] = node
+        return node
 
     def call(self, step, where: str, holding: bool):
         comp = self.components[step.component]
@@ -183,10 +207,12 @@ class _Pick:
     def __call__(self, cust: Customer) -> None:
         st = self.choose()
         if self.hold:
-            if cust.held is None:
-                cust.held = []
-            cust.held.append((st, st.env._now))
+            drops = st.drops
             st.arrive_holding(cust)
+            if st.drops == drops:  # admitted (a turned-away request holds nothing here)
+                if cust.held is None:
+                    cust.held = []
+                cust.held.append((st, cust.t_arr))
         else:
             st.arrive(cust)
 
@@ -207,6 +233,91 @@ class Release:
         i = cust.idx + 1
         cust.idx = i
         cust.route[i](cust)
+
+
+class _Timer:
+    """The deadline of one attempt (an event of its own, like Customer)."""
+
+    __slots__ = ("callbacks", "_value")
+    _ok = True
+
+    def __init__(self, callback, value) -> None:
+        self.callbacks = (callback,)
+        self._value = value
+
+
+class _TimedCall:
+    """A call with a timeout and retries. The caller waits; each attempt is a child request
+    running the call. A late attempt is abandoned but keeps using capacity downstream, as
+    real abandoned requests do.
+
+    Every attempt gets a unique ticket; the caller keeps the ticket it waits for, so a late
+    answer (or a deadline) from an earlier attempt, or from an earlier call, is ignored.
+    """
+
+    tickets = itertools.count(1)
+
+    def __init__(self, net: Network, step, after: int) -> None:
+        self.net, self.env = net, net.env
+        self.timeout = step.timeout_s
+        self.retries = step.retries
+        self.after = after
+        self.sub: tuple = ()
+        self.calls = self.attempts = self.timeouts = self.failures = 0
+
+    def __call__(self, cust: Customer) -> None:
+        self.calls += 1
+        self._try(cust, 1)
+
+    def _try(self, caller: Customer, tries: int) -> None:
+        self.attempts += 1
+        ticket = next(self.tickets)
+        caller.attempt = ticket
+        child = Customer(self.sub, caller.rid, self.env._now, caller.id)
+        child.parent = (self, caller, ticket, tries)
+        if self.timeout is not None:
+            schedule(self.env, _Timer(self._expired, (caller, ticket, tries)), self.timeout)
+        child.route[0](child)
+
+    def succeeded(self, child: Customer) -> None:
+        _, caller, ticket, _ = child.parent
+        if caller.attempt != ticket:
+            return  # an abandoned attempt finished late: nobody is waiting for it
+        caller.attempt = 0
+        i = self.after
+        caller.idx = i
+        caller.route[i](caller)
+
+    def _expired(self, timer: _Timer) -> None:
+        caller, ticket, tries = timer._value
+        if caller.attempt == ticket:
+            self.timeouts += 1
+            self._retry_or_fail(caller, tries)
+
+    def attempt_failed(self, child: Customer) -> None:
+        _, caller, ticket, tries = child.parent
+        if caller.attempt == ticket:
+            self._retry_or_fail(caller, tries)
+
+    def _retry_or_fail(self, caller: Customer, tries: int) -> None:
+        if tries <= self.retries:
+            self._try(caller, tries + 1)
+        else:
+            caller.attempt = 0
+            self.failures += 1
+            self.net.dropped(caller)
+
+    def counters(self) -> tuple[float, ...]:
+        return (self.calls, self.attempts, self.timeouts, self.failures)
+
+
+class _AttemptDone:
+    """The last step of an attempt: tell the call it belongs to."""
+
+    __slots__ = ()
+
+    def __call__(self, child: Customer) -> None:
+        child.parent[0].succeeded(child)
 
 
 class CacheState:

@@ -56,8 +56,11 @@ class Compiler:
         self.rng_for = rng_for
 
     def compile(self, flow: Flow, finish: Step) -> tuple[Step, ...]:
+        return self.compile_steps(flow.steps, finish, f"flow:{flow.name}")
+
+    def compile_steps(self, steps, finish: Step, where: str) -> tuple[Step, ...]:
         program: list[Step] = []
-        self._emit(flow.steps, program, f"flow:{flow.name}")
+        self._emit(steps, program, where)
         program.append(finish)
         return tuple(program)
 
@@ -66,7 +69,9 @@ class Compiler:
 
         for i, step in enumerate(steps):
             here = f"{where}/{i}"
-            if isinstance(step, Call):
+            if isinstance(step, Call) and step.guarded:
+                program.append(self.net.timed_call(step, here, self, len(program) + 1))
+            elif isinstance(step, Call):
                 program.append(self.net.call(step, here, holding=bool(step.calls)))
                 if step.calls:
                     self._emit(step.calls, program, f"{here}/calls")

@@ -74,8 +74,10 @@ class RunResult:
     async_flows: int = 0  # the last flows are message queues' consumers (not requests)
     cache_names: tuple[str, ...] = ()
     database_names: tuple[str, ...] = ()
+    call_names: tuple[str, ...] = ()
     # (K, caches + databases, 4) cumulative: caches hits, misses, stale hits, stale age sum;
-    # databases reads after a write, stale reads, 0, 0
+    # databases reads after a write, stale reads, 0, 0; calls with a timeout or retries:
+    # calls, attempts, timeouts, failures
     probe_samples: np.ndarray | None = None
     events: int = 0
     wall_s: float = 0.0
@@ -237,6 +239,18 @@ class RunResult:
                 for name, (n, s, _, _) in zip(self.database_names, d, strict=True)]
         return pd.DataFrame(rows, columns=["database", "reads_after_write", "stale_reads",
                                            "stale_probability"])
+
+    def calls(self) -> pd.DataFrame:
+        """Per call with a timeout or retries, over the window: calls, attempts (retries
+        included), timeouts, failures, and the amplification attempts / calls."""
+        start = len(self.cache_names) + len(self.database_names)
+        d = self._probe_window()[start:]
+        rows = [{"call": name, "calls": int(c), "attempts": int(a), "retries": int(a - c),
+                 "timeouts": int(t), "failures": int(f),
+                 "amplification": a / c if c else np.nan}
+                for name, (c, a, t, f) in zip(self.call_names, d, strict=True)]
+        return pd.DataFrame(rows, columns=["call", "calls", "attempts", "retries", "timeouts",
+                                           "failures", "amplification"])
 
     def hit_ratio_timeseries(self) -> pd.DataFrame:
         """Hit ratio per sampling interval and cache (a cold cache warming up)."""

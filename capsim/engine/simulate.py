@@ -73,7 +73,8 @@ def simulate(
         loads = dict.fromkeys(net.stations, math.nan)
 
     stations = list(net.stations.values())
-    probes = list(net.caches.values()) + list(net.databases.values())
+    probes = (list(net.caches.values()) + list(net.databases.values())
+              + list(net.timed_calls.values()))
     sampler = Sampler(env, stations + probes, _sample_times(duration_s, warmup_s,
                                                               sample_interval_s))
     env.run(until=duration_s)
@@ -107,6 +108,7 @@ def simulate(
         samples=np.asarray([row[:n_stations] for row in sampler.rows], dtype=float),
         cache_names=tuple(net.caches),
         database_names=tuple(net.databases),
+        call_names=tuple(net.timed_calls),
         probe_samples=np.asarray([row[n_stations:] for row in sampler.rows],
                                  dtype=float).reshape(len(sampler.rows), len(probes), 4),
         events=next(env._eid),  # SimPy's event counter: events scheduled in the run

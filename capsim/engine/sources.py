@@ -105,6 +105,7 @@ class ClosedSource:
         cust.route = route = self.routes[rid]
         cust.rid, cust.idx, cust.t0, cust.t_arr, cust.id = rid, 0, now, now, self.count
         cust.key = cust.held = None
+        cust.attempt = 0
         route[0](cust)
 
     def finish(self, cust: Customer) -> None:

@@ -33,7 +33,7 @@ class Customer:
     """
 
     __slots__ = ("callbacks", "route", "idx", "t0", "t_arr", "rid", "id", "user", "scale", "held",
-                 "key")
+                 "key", "parent", "attempt")
     _ok = True
 
     def __init__(self, route: tuple, rid: int, t0: float, ident: int) -> None:
@@ -47,6 +47,8 @@ class Customer:
         self.held = None  # stations holding a worker for this request (synchronous calls)
         self.user = None  # the closed-workload user this request belongs to
         self.key = None  # when this request last wrote to a database (read-your-writes)
+        self.parent = None  # (call step, caller, attempt) when this is one attempt of a call
+        self.attempt = 0  # the caller's current attempt number while it waits on a call
 
 
 def schedule(env: simpy.Environment, event, delay: float) -> None:

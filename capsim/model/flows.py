@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Union
 
-from capsim.errors import ModelError, check_name, check_number, fail
+from capsim.errors import ModelError, check_int, check_name, check_number, fail
 
 
 @dataclass(frozen=True)
@@ -15,15 +15,31 @@ class Call:
 
     ``calls`` are made *from* that component while it holds the request's worker (a service
     calling its downstream): a slow downstream then ties up the caller's workers too.
+
+    ``timeout_s``: the caller gives up waiting after that long (the abandoned work goes on
+    using capacity); ``retries``: how many more attempts after a timeout or a rejection
+    (full queue) before the request fails. Retries multiply the load downstream
+    (``RunResult.calls()`` shows by how much).
     """
 
     component: str
     calls: tuple[Step, ...] = ()
+    timeout_s: float | None = None
+    retries: int = 0
 
     def __post_init__(self) -> None:
+        owner = f"Call({self.component!r})"
         check_name(type(self).__name__, "component", self.component)
-        object.__setattr__(self, "calls", _as_steps(f"Call({self.component!r})", "calls",
-                                                    self.calls, allow_empty=True))
+        object.__setattr__(self, "calls", _as_steps(owner, "calls", self.calls,
+                                                    allow_empty=True))
+        if self.timeout_s is not None:
+            check_number(owner, "timeout_s", self.timeout_s)
+        check_int(owner, "retries", self.retries, minimum=0)
+
+    @property
+    def guarded(self) -> bool:
+        """True when the caller watches this call (a timeout or retries)."""
+        return self.timeout_s is not None or self.retries > 0
 
 
 @dataclass(frozen=True)
