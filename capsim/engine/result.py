@@ -240,6 +240,63 @@ class RunResult:
         return pd.DataFrame(rows, columns=["database", "reads_after_write", "stale_reads",
                                            "stale_probability"])
 
+    def timeseries(self, window_s: float | None = None) -> pd.DataFrame:
+        """What a dashboard would have shown: one row per (window end, name, metric).
+
+        Stations: utilization, mean_in_system, mean_queue_length, throughput_per_s, drops.
+        Flows (by finish time): count, throughput_per_s, p50_s, p95_s, p99_s, errors.
+        Windows are whole multiples of the sampling interval (``sample_interval_s`` of the
+        run); the whole run is covered, warm-up included.
+        """
+        times = self.sample_times_s
+        step = float(np.min(np.diff(times)))
+        window = step if window_s is None else max(float(window_s), step)
+        edges = np.unique(np.searchsorted(times, np.arange(0.0, self.duration_s + window / 2,
+                                                           window) - 1e-9))
+        edges = edges[edges < times.size]
+        if edges[-1] != times.size - 1:
+            edges = np.append(edges, times.size - 1)
+        i0, i1 = edges[:-1], edges[1:]
+        span = times[i1] - times[i0]
+        delta = self.samples[i1] - self.samples[i0]  # (W, stations, counters)
+        ends = times[i1]
+        c = {name: k for k, name in enumerate(COUNTERS)}
+        servers = np.asarray(self.station_servers, dtype=float)
+        frames = []
+        for metric, values in {
+            "utilization": delta[:, :, c["area_busy"]] / servers / span[:, None],
+            "mean_in_system": delta[:, :, c["area_in_system"]] / span[:, None],
+            "mean_queue_length": (delta[:, :, c["area_in_system"]]
+                                  - delta[:, :, c["area_busy"]]) / span[:, None],
+            "throughput_per_s": delta[:, :, c["completions"]] / span[:, None],
+            "drops": delta[:, :, c["drops"]],
+        }.items():
+            frames.append(pd.DataFrame({
+                "time_s": np.repeat(ends, len(self.station_names)),
+                "name": np.tile(self.station_names, ends.size),
+                "metric": metric, "value": values.ravel()}))
+        bins = np.searchsorted(times[i1], self.finish_s, side="left")
+        drop_bins = np.searchsorted(times[i1], self.drop_arrival_s, side="left")
+        lat = self.finish_s - self.arrival_s
+        flow_of = np.asarray(self.route_flow)[self.route]
+        drop_flow = np.asarray(self.route_flow)[self.drop_route] if self.drop_route.size else \
+            self.drop_route
+        rows = []
+        for f, name in enumerate(self.flows):
+            sel = flow_of == f
+            per_bin = [lat[sel & (bins == w)] for w in range(ends.size)]
+            errors = np.bincount(drop_bins[drop_flow == f], minlength=ends.size)[:ends.size]
+            for w, x in enumerate(per_bin):
+                q = np.percentile(x, QUANTILES) if x.size else (np.nan,) * 3
+                rows += [(ends[w], name, "count", x.size),
+                         (ends[w], name, "throughput_per_s", x.size / span[w]),
+                         (ends[w], name, "p50_s", q[0]), (ends[w], name, "p95_s", q[1]),
+                         (ends[w], name, "p99_s", q[2]), (ends[w], name, "errors", errors[w])]
+        frames.append(pd.DataFrame(rows, columns=["time_s", "name", "metric", "value"]))
+        out = pd.concat(frames, ignore_index=True)
+        out["value"] = out["value"].astype(float)
+        return out
+
     def calls(self) -> pd.DataFrame:
         """Per call with a timeout or retries, over the window: calls, attempts (retries
         included), timeouts, failures, and the amplification attempts / calls."""

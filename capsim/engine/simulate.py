@@ -12,7 +12,7 @@ from capsim.engine.network import Network
 from capsim.engine.result import RunResult
 from capsim.engine.sources import ClosedSource, OpenSource, Recorder, _RoutePicker
 from capsim.engine.station import Customer, Station, schedule
-from capsim.engine.streams import Draws, seed_sequence, stream
+from capsim.engine.streams import Draws, ThinnedGaps, seed_sequence, stream
 from capsim.errors import ModelError, check_number
 from capsim.model import ClosedWorkload, OpenWorkload, System
 from capsim.model.lowering import async_flow_name
@@ -61,9 +61,14 @@ def simulate(
     if isinstance(workload, OpenWorkload):
         net = Network(system, env, root, on_drop=recorder.drop, trace=tracing)
         table, _ = net.programs(recorded)
-        gaps = Draws(workload.interarrival_time(), stream(root, "arrivals"))
+        if workload.profile is None:
+            gaps = Draws(workload.interarrival_time(), stream(root, "arrivals"))
+        else:
+            gaps = ThinnedGaps(workload.arrival_rate_per_s, workload.profile,
+                               stream(root, "arrivals"), duration_s)
         OpenSource(env, table, picker, gaps)
-        loads = system.offered_load(workload.arrival_rate_per_s)
+        # stability is about the long run: judged at the mean rate over the run
+        loads = system.offered_load(workload.mean_rate_per_s(0.0, duration_s))
     else:
         think = Draws(workload.think_time, stream(root, "think"))
         holder: list[ClosedSource] = []

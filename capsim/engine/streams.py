@@ -60,3 +60,33 @@ class Choices:
     def refill(self) -> list[int]:
         self.buf.extend(self.rng.choice(self.p.size, self.size, p=self.p)[::-1].tolist())
         return self.buf
+
+
+class ThinnedGaps:
+    """Gaps of a non-homogeneous Poisson process by thinning, in batches (same interface as
+    ``Draws``): candidates at the peak rate, each kept with probability rate(t) / peak."""
+
+    __slots__ = ("base", "profile", "rng", "horizon", "peak", "t", "last", "buf")
+
+    def __init__(self, base_rate: float, profile, rng: np.random.Generator,
+                 horizon_s: float) -> None:
+        self.base, self.profile, self.rng, self.horizon = base_rate, profile, rng, horizon_s
+        self.peak = base_rate * profile.peak(0.0, horizon_s)
+        self.t = 0.0  # last candidate time
+        self.last = 0.0  # last accepted time
+        self.buf: list[float] = []
+
+    def refill(self) -> list[float]:
+        while not self.buf:
+            if self.t > self.horizon or self.peak <= 0:
+                self.buf.append(float("inf"))  # no more arrivals in this run
+                break
+            cand = self.t + np.cumsum(self.rng.exponential(1.0 / self.peak, BATCH))
+            self.t = float(cand[-1])
+            keep = self.rng.random(BATCH) * self.peak < self.base * self.profile.multiplier(cand)
+            times = cand[keep]
+            if times.size:
+                gaps = np.diff(times, prepend=self.last)
+                self.last = float(times[-1])
+                self.buf.extend(gaps[::-1].tolist())
+        return self.buf

@@ -12,10 +12,28 @@ from capsim.model.components import (
 )
 from capsim.model.flows import Branch, Call, Flow, Publish, Read, Route, Write
 from capsim.model.lowering import StationSpec, Visit
+from capsim.model.profiles import (
+    Constant,
+    Diurnal,
+    Growth,
+    Piecewise,
+    Product,
+    Profile,
+    Spike,
+    Step,
+)
 from capsim.model.system import System
 from capsim.model.workload import ClosedWorkload, OpenWorkload, Workload
 
 __all__ = [
+    "Constant",
+    "Diurnal",
+    "Growth",
+    "Piecewise",
+    "Product",
+    "Profile",
+    "Spike",
+    "Step",
     "CDN",
     "Branch",
     "Cache",

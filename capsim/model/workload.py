@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 
 from capsim.dists import Distribution, Exponential
 from capsim.errors import check_int, check_number, fail
+from capsim.model.profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -13,18 +14,32 @@ class OpenWorkload:
     """Requests arrive from outside at ``users x requests_per_user_s`` per second.
 
     ``interarrival`` gives only the shape of the gaps (Poisson by default); its mean is set by
-    the rate, so a growth sweep changes ``users`` and keeps the shape.
+    the rate, so a growth sweep changes ``users`` and keeps the shape. A ``profile`` makes the
+    rate vary in time (``Diurnal() * Spike(...)``): a non-homogeneous Poisson process.
     """
 
     users: float
     requests_per_user_s: float
     interarrival: Distribution = field(default_factory=Exponential)
+    profile: Profile | None = None
 
     def __post_init__(self) -> None:
         check_number("OpenWorkload", "users", self.users)
         check_number("OpenWorkload", "requests_per_user_s", self.requests_per_user_s)
         if not isinstance(self.interarrival, Distribution):
             raise fail("OpenWorkload", "interarrival", "must be a distribution", self.interarrival)
+        if self.profile is not None:
+            if not isinstance(self.profile, Profile):
+                raise fail("OpenWorkload", "profile", "must be a Profile such as Diurnal()",
+                           self.profile)
+            if not isinstance(self.interarrival, Exponential):
+                raise fail("OpenWorkload", "interarrival", "must be Exponential (Poisson) when "
+                           "a time-varying profile is given", self.interarrival)
+
+    def mean_rate_per_s(self, t0: float, t1: float) -> float:
+        """Average arrival rate over [t0, t1] (the base rate without a profile)."""
+        base = self.arrival_rate_per_s
+        return base if self.profile is None else base * self.profile.mean(t0, t1)
 
     @property
     def arrival_rate_per_s(self) -> float:

@@ -1,0 +1,157 @@
+"""What one run looked like over time: stations and flows per time window, and recoveries.
+
+A run samples every station's cumulative counters (``RunResult.samples`` at
+``RunResult.sample_times_s``); differences between samples give per-window figures. These
+tables are for transients the steady-state tables average away: an outage and the backlog it
+leaves, a cold cache's miss storm, a queue that never drains.
+
+* ``station_timeseries`` - per window and station (or component): number present,
+  utilization, arrivals, completions and drops per second;
+* ``latency_timeseries`` - per window of arrival time and flow: requests, errors, p50 / p99;
+* ``recovery`` - when a series that left its normal level comes back to it after an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from capsim.engine import RunResult
+from capsim.engine.station import COUNTERS
+
+__all__ = ["Recovery", "component_of", "latency_timeseries", "recovery", "station_timeseries"]
+
+STATION_COLUMNS = ["time_s", "station", "present", "mean_present", "utilization",
+                   "arrivals_per_s", "throughput_per_s", "drops_per_s"]
+
+
+def component_of(station: str) -> str:
+    """The component a station belongs to: ``app[2]`` -> ``app``, ``pg/shard0/replica1`` ->
+    ``pg``, ``orders/consumer3`` -> ``orders``."""
+    return station.split("/", 1)[0].split("[", 1)[0]
+
+
+def station_timeseries(run: RunResult, stations: Sequence[str] | None = None, *,
+                       by_component: bool = False) -> pd.DataFrame:
+    """Per sampling window and station: what was there and what went through.
+
+    ``time_s`` is the end of the window; ``present`` the number of requests at the station at
+    that instant (waiting + in service), ``mean_present`` its time average over the window;
+    ``utilization`` busy servers / the station's configured servers; arrivals, completions
+    (``throughput_per_s``) and drops per second. ``stations`` picks stations or components
+    by name (all when None). With ``by_component`` the stations of each component are added
+    up (utilization over their servers together), e.g. a message queue's consumers.
+    """
+    names = list(run.station_names)
+    index = {n: k for k, n in enumerate(names)}
+    comps = [component_of(n) for n in names]
+    if stations is None:
+        keep = list(range(len(names)))
+    else:
+        unknown = [s for s in stations if s not in index and s not in comps]
+        if unknown:
+            raise KeyError(f"station_timeseries: no station or component {unknown}; "
+                           f"stations: {', '.join(names)}")
+        keep = [k for k, n in enumerate(names) if n in stations or comps[k] in stations]
+    counters = run.samples[:, keep, :]
+    servers = np.asarray([run.station_servers[k] for k in keep], dtype=float)
+    labels = [names[k] for k in keep]
+    if by_component:
+        groups = list(dict.fromkeys(comps[k] for k in keep))
+        member = np.array([[comps[k] == g for k in keep] for g in groups], dtype=float)
+        counters = np.einsum("tsc,gs->tgc", counters, member)
+        servers = member @ servers
+        labels = groups
+    dt = np.diff(run.sample_times_s)[:, None]
+    d = np.diff(counters, axis=0)
+
+    def col(name: str) -> np.ndarray:
+        return d[:, :, COUNTERS.index(name)]
+
+    n_t, n_s = d.shape[:2]
+    return pd.DataFrame({
+        "time_s": np.repeat(run.sample_times_s[1:], n_s),
+        "station": np.tile(labels, n_t),
+        "present": counters[1:, :, COUNTERS.index("present")].ravel(),
+        "mean_present": (col("area_in_system") / dt).ravel(),
+        "utilization": (col("area_busy") / (dt * servers)).ravel(),
+        "arrivals_per_s": (col("arrivals") / dt).ravel(),
+        "throughput_per_s": (col("completions") / dt).ravel(),
+        "drops_per_s": (col("drops") / dt).ravel(),
+    }, columns=STATION_COLUMNS)
+
+
+def latency_timeseries(run: RunResult, window_s: float,
+                       flows: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per window of *arrival* time and flow: requests that arrived, how many finished and
+    how many failed (dropped), and the p50 / p99 latency of those that finished.
+
+    Windows are ``[t, t + window_s)`` from time 0 over the whole run (warm-up included).
+    A request still in flight when the run ends is neither finished nor failed, so the last
+    windows of a run that ends congested under-count; ``in_flight`` says how many.
+    """
+    if not window_s > 0:
+        raise ValueError(f"latency_timeseries: window_s must be > 0, got {window_s!r}")
+    flow_of = np.asarray(run.route_flow, dtype=int)
+    done_flow, drop_flow = flow_of[run.route], flow_of[run.drop_route]
+    latency = run.finish_s - run.arrival_s
+    edges = np.arange(0.0, run.duration_s + window_s, window_s)
+    n = edges.size - 1
+    done_bin = np.minimum((run.arrival_s // window_s).astype(int), n - 1)
+    drop_bin = np.minimum((run.drop_arrival_s // window_s).astype(int), n - 1)
+    wanted = list(run.flows) if flows is None else list(flows)
+    rows = []
+    for name in wanted:
+        if name not in run.flows:
+            raise KeyError(f"latency_timeseries: no flow {name!r}; flows: {list(run.flows)}")
+        i = run.flows.index(name)
+        sel = done_flow == i
+        bins, lat = done_bin[sel], latency[sel]
+        finished = np.bincount(bins, minlength=n)
+        failed = np.bincount(drop_bin[drop_flow == i], minlength=n)
+        order = np.argsort(bins, kind="stable")
+        split = np.split(lat[order], np.cumsum(finished)[:-1])
+        for b in range(n):
+            x = split[b]
+            p50, p99 = np.percentile(x, (50, 99)) if x.size else (np.nan, np.nan)
+            total = finished[b] + failed[b]
+            rows.append({"time_s": edges[b], "flow": name, "finished": int(finished[b]),
+                         "errors": int(failed[b]),
+                         "error_rate": failed[b] / total if total else np.nan,
+                         "p50_s": p50, "p99_s": p99})
+    out = pd.DataFrame(rows, columns=["time_s", "flow", "finished", "errors", "error_rate",
+                                      "p50_s", "p99_s"])
+    return out
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How a series behaved after an event at ``after_s``: its peak, and when it was back."""
+
+    peak: float
+    peak_s: float
+    back_s: float  # first time after the peak at or below ``level`` (inf: never in the data)
+    level: float
+
+    @property
+    def recovered(self) -> bool:
+        return bool(np.isfinite(self.back_s))
+
+
+def recovery(times, values, *, after_s: float, level: float) -> Recovery:
+    """Peak of ``values`` at or after ``after_s``, and the first time after that peak when the
+    series is back at or below ``level`` (a backlog drained, a latency back to normal)."""
+    t = np.asarray(times, dtype=float)
+    v = np.asarray(values, dtype=float)
+    if t.shape != v.shape or t.ndim != 1:
+        raise ValueError("recovery: times and values must be 1-d and of the same length")
+    sel = np.flatnonzero((t >= after_s) & np.isfinite(v))
+    if sel.size == 0:
+        raise ValueError(f"recovery: no finite values at or after {after_s!r}")
+    peak_i = sel[np.argmax(v[sel])]
+    later = sel[(sel >= peak_i) & (v[sel] <= level)]
+    back = float(t[later[0]]) if later.size else np.inf
+    return Recovery(peak=float(v[peak_i]), peak_s=float(t[peak_i]), back_s=back, level=level)
