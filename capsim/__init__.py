@@ -27,6 +27,7 @@ from capsim.experiment import (
 )
 from capsim.model import (
     CDN,
+    Autoscaler,
     Branch,
     Cache,
     Call,
@@ -55,6 +56,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CDN",
+    "Autoscaler",
     "Diurnal",
     "Growth",
     "Piecewise",

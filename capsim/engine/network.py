@@ -54,6 +54,7 @@ class Network:
                           for c in system.components if isinstance(c, Database)}
         for outage in system.outages:
             self._schedule_outage(outage)
+        self.scalers = [_Scaler(self, a) for a in system.autoscalers]
 
     def __getitem__(self, name: str) -> Station:
         if name not in self.stations:
@@ -233,6 +234,67 @@ class Release:
         i = cust.idx + 1
         cust.idx = i
         cust.route[i](cust)
+
+
+class _Scaler:
+    """Target-tracking autoscaling of one Service's instances (see ``model.Autoscaler``)."""
+
+    def __init__(self, net: Network, spec) -> None:
+        self.env, self.spec = net.env, spec
+        self.pool = [net.stations[n] for n in low.instance_names(net.components[spec.component])]
+        self.servers = self.pool[0].servers
+        for st in self.pool[spec.min_instances:]:
+            st.servers = 0  # stopped until the scaler starts it
+        self.running = spec.min_instances  # serving or booting
+        self.last_change = -math.inf
+        self.busy_seen = [(st.area_busy, 0.0) for st in self.pool]
+        self.history: list[tuple[float, int, int]] = [(0.0, self.running, self.running)]
+        self.env.timeout(spec.interval_s).callbacks.append(self.check)
+
+    def serving(self) -> list[Station]:
+        return [st for st in self.pool if st.servers > 0]
+
+    def check(self, _event) -> None:
+        now = self.env.now
+        spec = self.spec
+        util, n = 0.0, 0
+        for k, st in enumerate(self.pool):
+            st._integrate(now)
+            area0, t0 = self.busy_seen[k]
+            if st.servers > 0 and now > t0:
+                util += (st.area_busy - area0) / (self.servers * (now - t0))
+                n += 1
+            self.busy_seen[k] = (st.area_busy, now)
+        if n and now - self.last_change >= spec.cooldown_s:
+            # scale out to meet the target; scale in only with 10% to spare (no flapping)
+            grow = math.ceil(util / spec.target_utilization - 1e-9)
+            shrink = math.ceil(util / (0.9 * spec.target_utilization) - 1e-9)
+            clamp = lambda k: min(spec.max_instances, max(spec.min_instances, k))  # noqa: E731
+            if clamp(grow) > self.running:
+                self._start(clamp(grow) - self.running)
+            elif clamp(shrink) < self.running and self.running == n:  # none booting
+                self._stop(self.running - clamp(shrink))
+        self.env.timeout(spec.interval_s).callbacks.append(self.check)
+
+    def _start(self, count: int) -> None:
+        stopped = [st for st in self.pool if st.servers == 0][:count]
+        self.running += len(stopped)
+        self.last_change = self.env.now
+        self.history.append((self.env.now, self.running, len(self.serving())))
+
+        def boot(_event, stations=stopped) -> None:
+            for st in stations:
+                st.set_servers(self.servers)
+            self.history.append((self.env.now, self.running, len(self.serving())))
+
+        self.env.timeout(self.spec.provision_s).callbacks.append(boot)
+
+    def _stop(self, count: int) -> None:
+        for st in [st for st in self.pool if st.servers > 0][-count:]:
+            st.set_servers(0)  # in-flight work finishes; the balancer sends no more
+        self.running -= count
+        self.last_change = self.env.now
+        self.history.append((self.env.now, self.running, len(self.serving())))
 
 
 class _Timer:

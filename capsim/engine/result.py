@@ -75,6 +75,7 @@ class RunResult:
     cache_names: tuple[str, ...] = ()
     database_names: tuple[str, ...] = ()
     call_names: tuple[str, ...] = ()
+    autoscaling: tuple[tuple[str, float, int, int], ...] = ()
     # (K, caches + databases, 4) cumulative: caches hits, misses, stale hits, stale age sum;
     # databases reads after a write, stale reads, 0, 0; calls with a timeout or retries:
     # calls, attempts, timeouts, failures
@@ -296,6 +297,12 @@ class RunResult:
         out = pd.concat(frames, ignore_index=True)
         out["value"] = out["value"].astype(float)
         return out
+
+    def instances(self) -> pd.DataFrame:
+        """Autoscaled services over time: instances paid for (running, booting included) and
+        instances serving, at each change."""
+        return pd.DataFrame(list(self.autoscaling),
+                            columns=["component", "time_s", "instances", "serving"])
 
     def calls(self) -> pd.DataFrame:
         """Per call with a timeout or retries, over the window: calls, attempts (retries

@@ -106,7 +106,8 @@ def simulate(
         drop_arrival_s=np.asarray(recorder.drop_t0),
         drop_route=np.asarray(recorder.drop_rid, dtype=np.int64),
         station_names=tuple(st.name for st in stations),
-        station_servers=tuple(st.servers for st in stations),
+        station_servers=tuple(math.inf if net.specs[st.name].servers is None
+                              else net.specs[st.name].servers for st in stations),
         offered_loads=tuple(loads[st.name] for st in stations),
         finite_queues=tuple(st.capacity != math.inf for st in stations),
         sample_times_s=np.asarray(sampler.times),
@@ -114,6 +115,8 @@ def simulate(
         cache_names=tuple(net.caches),
         database_names=tuple(net.databases),
         call_names=tuple(net.timed_calls),
+        autoscaling=tuple((sc.spec.component, t, running, serving)
+                          for sc in net.scalers for t, running, serving in sc.history),
         probe_samples=np.asarray([row[n_stations:] for row in sampler.rows],
                                  dtype=float).reshape(len(sampler.rows), len(probes), 4),
         events=next(env._eid),  # SimPy's event counter: events scheduled in the run

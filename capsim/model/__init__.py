@@ -2,6 +2,7 @@
 
 from capsim.model.components import (
     CDN,
+    Autoscaler,
     Cache,
     Component,
     Database,
@@ -26,6 +27,7 @@ from capsim.model.system import System
 from capsim.model.workload import ClosedWorkload, OpenWorkload, Workload
 
 __all__ = [
+    "Autoscaler",
     "Constant",
     "Diurnal",
     "Growth",

@@ -261,6 +261,35 @@ class Outage:
             check_int("Outage", "instance", self.instance, minimum=0)
 
 
+@dataclass(frozen=True)
+class Autoscaler:
+    """Target tracking for a replicated Service: every ``interval_s`` it measures the average
+    utilization of the running instances and asks for ceil(running x utilization / target)
+    instances, within [min, max]. New instances serve after ``provision_s`` (boot time);
+    after a change it waits ``cooldown_s``. Instances beyond ``min_instances`` start stopped;
+    the Service's ``instances`` must be at least ``max_instances`` (the pool it draws from)."""
+
+    component: str
+    target_utilization: float = 0.6
+    min_instances: int = 1
+    max_instances: int = 10
+    interval_s: float = 60.0
+    provision_s: float = 120.0
+    cooldown_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        owner = f"Autoscaler({self.component!r})"
+        check_name("Autoscaler", "component", self.component)
+        t = check_number(owner, "target_utilization", self.target_utilization)
+        if t >= 1:
+            raise fail(owner, "target_utilization", "must be < 1", self.target_utilization)
+        check_int(owner, "min_instances", self.min_instances, minimum=1)
+        check_int(owner, "max_instances", self.max_instances, minimum=self.min_instances)
+        check_number(owner, "interval_s", self.interval_s)
+        check_number(owner, "provision_s", self.provision_s, strict=False)
+        check_number(owner, "cooldown_s", self.cooldown_s, strict=False)
+
+
 def _check_dist(owner: str, field: str, value) -> None:
     if not isinstance(value, Distribution):
         raise fail(owner, field, "must be a distribution such as Exponential(mean=0.01)", value)

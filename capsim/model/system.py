@@ -11,6 +11,7 @@ from capsim.errors import ModelError, check_name, fail
 from capsim.model import lowering
 from capsim.model.components import (
     CDN,
+    Autoscaler,
     Cache,
     Component,
     Database,
@@ -43,6 +44,7 @@ class System:
     flows: tuple[Flow, ...]
     name: str = "system"
     outages: tuple[Outage, ...] = ()
+    autoscalers: tuple[Autoscaler, ...] = ()
 
     def __post_init__(self) -> None:
         check_name("System", "name", self.name)
@@ -88,6 +90,17 @@ class System:
                                            or o.instance >= comp.instances):
                 raise ModelError(f"System.outages[{i}].instance: {comp.label} has no instance "
                                  f"{o.instance}")
+        scalers = _as_tuple_or_empty("autoscalers", self.autoscalers, Autoscaler)
+        object.__setattr__(self, "autoscalers", scalers)
+        for i, a in enumerate(scalers):
+            comp = by_name.get(a.component)
+            if not isinstance(comp, Service):
+                raise ModelError(f"System.autoscalers[{i}].component: must name a Service, got "
+                                 f"{a.component!r}")
+            if comp.instances < a.max_instances:
+                raise ModelError(f"System.autoscalers[{i}].max_instances: {comp.label} has "
+                                 f"instances={comp.instances}; give it at least "
+                                 f"{a.max_instances} (the pool to scale within)")
         total = math.fsum(f.weight for f in flows)
         if abs(total - 1.0) > 1e-6:
             shares = ", ".join(f"{f.name}={f.weight:g}" for f in flows)
