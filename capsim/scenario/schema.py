@@ -1,0 +1,115 @@
+"""A JSON Schema of scenario files, generated from the same classes the loader builds, so an
+editor can complete and check a scenario as it is typed (``capsim schema > capsim.json``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+
+from capsim.scenario.loader import (
+    COMPONENTS,
+    DISTRIBUTION_FIELDS,
+    DISTRIBUTIONS,
+    PROFILES,
+    STEP_FIELDS,
+    STEPS,
+    WORKLOADS,
+    RunSettings,
+)
+
+_SCALARS = {int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"},
+            bool: {"type": "boolean"}}
+
+
+def _field_schema(cls: type, name: str, annotation) -> dict:
+    if name in DISTRIBUTION_FIELDS:
+        return {"$ref": "#/$defs/distribution"}
+    if name in STEP_FIELDS:
+        return {"type": "array", "items": {"$ref": "#/$defs/step"}}
+    if name == "profile":
+        return {"$ref": "#/$defs/profile"}
+    if name == "consumer":
+        return {"$ref": "#/$defs/Service"}
+    if name == "options":
+        return {"type": "array", "items": {
+            "type": "object", "required": ["probability", "steps"], "additionalProperties": False,
+            "properties": {"probability": {"type": "number", "minimum": 0},
+                           "steps": {"type": "array", "items": {"$ref": "#/$defs/step"}}}}}
+    text = str(annotation)
+    if "tuple" in text:
+        return {"type": "array", "items": {"type": "number"}}
+    for py, js in _SCALARS.items():
+        if annotation is py or text in (py.__name__, f"{py.__name__} | None"):
+            return dict(js)
+    return {}
+
+
+def _object(cls: type) -> dict:
+    sig = inspect.signature(cls)
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - forward references a schema can do without
+        hints = {}
+    fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+    props, required = {}, []
+    for name, param in sig.parameters.items():
+        ann = hints.get(name, fields[name].type if name in fields else param.annotation)
+        props[name] = _field_schema(cls, name, ann)
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        if doc and name == "name":
+            props[name]["description"] = doc
+        if param.default is inspect.Parameter.empty and not (
+                name in fields and fields[name].default_factory is not dataclasses.MISSING):
+            required.append(name)
+    out = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        out["required"] = required
+    return out
+
+
+def _tagged(table: dict[str, type]) -> dict:
+    return {"oneOf": [{"type": "object", "required": [k], "additionalProperties": False,
+                       "properties": {k: {"$ref": f"#/$defs/{k}"}}} for k in table]}
+
+
+def json_schema() -> dict:
+    defs = {name: _object(cls) for table in (DISTRIBUTIONS, COMPONENTS, PROFILES, WORKLOADS)
+            for name, cls in table.items()}
+    defs.update({name: _object(cls) for name, cls in STEPS.items() if name != "Branch"})
+    defs["Branch"] = _field_schema(None, "options", None)
+    defs["distribution"] = _tagged(DISTRIBUTIONS)
+    defs["component"] = _tagged(COMPONENTS)
+    defs["workload"] = _tagged(WORKLOADS)
+    defs["profile"] = {"oneOf": [_tagged(PROFILES),
+                                 {"type": "array", "items": _tagged(PROFILES)}]}
+    shorthand = [{"type": "object", "required": [k], "additionalProperties": False,
+                  "properties": {k: {"type": "string", "description": f"{k} this component"}}}
+                 for k in STEPS if k != "Branch"]
+    defs["step"] = {"oneOf": [*_tagged(STEPS)["oneOf"], *shorthand]}
+    from capsim.experiment.saturation import Budget
+    from capsim.model.components import Autoscaler, Outage
+    from capsim.model.flows import Flow
+
+    defs["Flow"] = _object(Flow)
+    for cls in (Outage, Autoscaler, Budget, RunSettings):
+        defs[cls.__name__] = _object(cls)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "capsim scenario",
+        "type": "object",
+        "required": ["components", "flows", "workload"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "components": {"type": "array", "items": {"$ref": "#/$defs/component"}},
+            "flows": {"type": "array", "items": {"$ref": "#/$defs/Flow"}},
+            "workload": {"$ref": "#/$defs/workload"},
+            "outages": {"type": "array", "items": {"$ref": "#/$defs/Outage"}},
+            "autoscalers": {"type": "array", "items": {"$ref": "#/$defs/Autoscaler"}},
+            "budget": {"$ref": "#/$defs/Budget"},
+            "run": {"$ref": "#/$defs/RunSettings"},
+        },
+        "$defs": defs,
+    }
