@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m capsim
+	$(PY) -m capsim.main_job
 
 test: $(STAMP)
 	$(PY) -m ruff check capsim tests bench notebooks

@@ -118,3 +118,14 @@ def test_bad_sweep_arguments():
         sweep_module.sweep(small_system(), LOADS, 0, duration_s=10, store=None)
     with pytest.raises(cs.ModelError, match="sweep.workloads: must hold at least one"):
         sweep_module.sweep(small_system(), [], duration_s=10, store=None)
+
+
+def test_stored_runs_are_reused_at_a_different_position(tmp_path):
+    # the same workload at point 2 of one sweep and point 0 of the next: the stored run must
+    # be filed under its new position
+    kw = dict(replications=2, seed=1, duration_s=30, processes=1, progress=False,
+              store=tmp_path)
+    sweep_module.sweep(small_system(), LOADS, **kw)
+    again = sweep_module.sweep(small_system(), LOADS[::-1], **kw)
+    fresh = sweep_module.sweep(small_system(), LOADS[::-1], **{**kw, "store": None})
+    pd.testing.assert_frame_equal(rows(again), rows(fresh))

@@ -283,6 +283,9 @@ def _run_all(jobs: list[Job], pool: Executor | None, store: ResultStore,
     for job in jobs:
         cached = store.get(job.store_key(store))
         if cached is not None:
+            # the same run may sit at another position in this sweep than when it was stored
+            cached["point"] = job.point
+            cached["replication"] = job.replication
             done[job.point, job.replication] = cached
             bar.update()
         else:

@@ -1,0 +1,239 @@
+"""The ``capsim`` command (also ``python -m capsim``): run, sweep, saturation, review, schema.
+
+Exit codes: 0 success (and, for ``review``, the budget holds), 1 the budget fails, 2 a bad
+scenario file or argument. ``--json`` prints machine-readable output on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EPILOG = {
+    "run": "example: capsim run data/scenarios/ecommerce_monolith.yaml --users 15000",
+    "sweep": "example: capsim sweep data/scenarios/ecommerce_monolith.yaml --users 5000..25000",
+    "saturation": "example: capsim saturation data/scenarios/ecommerce_monolith.yaml "
+                  "--budget p99=200ms",
+    "review": "example: capsim review data/scenarios/ecommerce_scaled.yaml --budget p99=200ms "
+              "--peak-users 10000 --headroom 2x --out reports/review",
+    "schema": "example: capsim schema > capsim-scenario.schema.json",
+}
+
+_UNITS = {"ms": 1e-3, "us": 1e-6, "s": 1.0, "%": 0.01, "": 1.0}
+_ALIASES = {"p99": "p99_s", "p95": "p95_s", "mean": "mean_s", "errors": "error_rate",
+            "error_rate": "error_rate", "utilization": "utilization", "p99_s": "p99_s",
+            "p95_s": "p95_s", "mean_s": "mean_s"}
+
+
+class UsageError(ValueError):
+    """A bad argument: exit code 2 with the message."""
+
+
+def parse_budget(text: str):
+    """``p99=200ms,errors=1%`` -> Budget(p99_s=0.2, error_rate=0.01)."""
+    from capsim.experiment.saturation import Budget
+
+    limits = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        m = re.fullmatch(r"([a-z_0-9]+)\s*[=<]=?\s*([0-9.eE+-]+)\s*(ms|us|s|%)?", part)
+        if not m or m.group(1) not in _ALIASES:
+            raise UsageError(f"--budget: cannot read {part!r}; write e.g. p99=200ms, "
+                             f"mean=50ms, errors=1%, utilization=80%")
+        limits[_ALIASES[m.group(1)]] = float(m.group(2)) * _UNITS[m.group(3) or ""]
+    if not limits:
+        raise UsageError("--budget: give at least one limit, e.g. p99=200ms")
+    return Budget(**limits)
+
+
+def parse_users(text: str) -> list[float]:
+    """``5000..25000`` (10 points), ``5000..25000:5000`` (step) or ``1000,2000,4000``."""
+    m = re.fullmatch(r"([0-9.]+)\.\.([0-9.]+)(?::([0-9.]+))?", text.strip())
+    if m:
+        lo, hi = float(m.group(1)), float(m.group(2))
+        if hi <= lo:
+            raise UsageError(f"--users: the range must grow, got {text!r}")
+        values = (np.arange(lo, hi + 1e-9, float(m.group(3))) if m.group(3)
+                  else np.linspace(lo, hi, 10))
+        return values.tolist()
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--users: write A..B, A..B:STEP or a list, got {text!r}") from None
+
+
+def _parse_factor(text: str) -> float:
+    try:
+        return float(text.rstrip("xX"))
+    except ValueError:
+        raise UsageError(f"--headroom: write e.g. 2x, got {text!r}") from None
+
+
+def _load(args):
+    from capsim.scenario import load_scenario
+
+    return load_scenario(args.scenario)
+
+
+def _budget(args, scenario):
+    if getattr(args, "budget", None):
+        return parse_budget(args.budget)
+    if scenario.budget is None:
+        raise UsageError("--budget: the scenario has no budget; give one, e.g. p99=200ms")
+    return scenario.budget
+
+
+def _users(workload, users):
+    return int(round(users)) if isinstance(workload.users, int) else users
+
+
+def cmd_run(args) -> int:
+    import capsim as cs
+
+    sc = _load(args)
+    load = sc.workload if args.users is None else sc.workload.with_users(
+        _users(sc.workload, args.users))
+    run = cs.simulate(sc.system, load, args.duration or sc.run.duration_s,
+                      sc.run.warmup_s or 0.0, sc.run.seed)
+    if args.json:
+        print(json.dumps({"stable": run.stable, "latency": _records(run.latency()),
+                          "components": _records(run.components())}, indent=2))
+    else:
+        print(run.summary())
+        print(run.latency().round(4).to_string(index=False))
+        print(run.components().round(4).to_string(index=False))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    import capsim as cs
+
+    sc = _load(args)
+    users = [_users(sc.workload, u) for u in parse_users(args.users)]
+    res = cs.sweep(sc.system, cs.growth(sc.workload, users=users), args.replications
+                   or sc.run.replications, sc.run.seed, duration_s=args.duration
+                   or sc.run.duration_s, warmup_s=sc.run.warmup_s, progress=not args.json,
+                   store=args.store)
+    p99 = res.metric("p99_s")
+    if args.json:
+        print(json.dumps({"p99": _records(p99)}, indent=2))
+    else:
+        print(p99[["users", "mean", "ci_low", "ci_high", "stable"]].to_string(index=False))
+        budget = sc.budget if not args.budget else parse_budget(args.budget)
+        if budget is not None:
+            print(res.saturation(budget))
+    return 0
+
+
+def cmd_saturation(args) -> int:
+    import capsim as cs
+
+    sc = _load(args)
+    budget = _budget(args, sc)
+    found = cs.find_saturation(sc.system, sc.workload, budget, duration_s=args.duration
+                               or sc.run.duration_s, replications=sc.run.replications,
+                               seed=sc.run.seed, store=args.store)
+    if args.json:
+        print(json.dumps({"users": found.users, "users_low": found.users_low,
+                          "users_high": found.users_high, "twin_guess": found.twin_guess,
+                          "bottleneck": found.bottleneck,
+                          "simulated_requests": found.simulated_requests}, indent=2))
+    else:
+        print(found)
+    return 0
+
+
+def cmd_review(args) -> int:
+    from capsim.report.review import capacity_review
+
+    sc = _load(args)
+    budget = _budget(args, sc)
+    review = capacity_review(
+        sc.system, sc.workload, budget, peak_users=args.peak_users,
+        headroom=_parse_factor(args.headroom), points=args.points,
+        replications=args.replications or sc.run.replications,
+        duration_s=args.duration or sc.run.duration_s, warmup_s=sc.run.warmup_s,
+        seed=sc.run.seed, scenario=sc.name, progress=not args.json, store=args.store)
+    paths = review.write(args.out)
+    if args.json:
+        print(json.dumps({**review.summary(), "report": str(paths["html"])}, indent=2))
+    else:
+        print(f"{'PASS' if review.passed else 'FAIL'}: {review.saturation}")
+        print(review.checks.to_string(index=False))
+        print(review.recommendation)
+        print(f"report: {paths['html']} and {paths['markdown']}")
+    return 0 if review.passed else 1
+
+
+def cmd_schema(args) -> int:
+    from capsim.scenario.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def _records(df) -> list[dict]:
+    out = []
+    for row in df.to_dict("records"):
+        out.append({k: (None if isinstance(v, float) and not math.isfinite(v) else
+                        v.item() if hasattr(v, "item") else v) for k, v in row.items()})
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="capsim", description="Capacity planning for web "
+                                     "systems by simulation, with an analytic twin.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, func, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG[name])
+        p.set_defaults(func=func)
+        if name != "schema":
+            p.add_argument("scenario", type=Path, help="scenario file (YAML)")
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+            p.add_argument("--duration", type=float, help="simulated seconds per run")
+        if name in ("sweep", "saturation", "review"):
+            p.add_argument("--store", default="results",
+                           help="result store directory (finished runs are reused)")
+        return p
+
+    p = add("run", cmd_run, "Simulate the scenario once and print latency and components.")
+    p.add_argument("--users", type=float, help="users instead of the scenario's")
+    p = add("sweep", cmd_sweep, "Sweep users and print p99 with confidence intervals.")
+    p.add_argument("--users", required=True, help="A..B, A..B:STEP or a list")
+    p.add_argument("--replications", type=int)
+    p.add_argument("--budget", help="e.g. p99=200ms,errors=1%%")
+    p = add("saturation", cmd_saturation, "Find the users at which the budget breaks.")
+    p.add_argument("--budget", help="e.g. p99=200ms (default: the scenario's)")
+    p = add("review", cmd_review, "Capacity review report; exits 1 when the budget fails.")
+    p.add_argument("--budget", help="e.g. p99=200ms (default: the scenario's)")
+    p.add_argument("--peak-users", type=float, help="today's peak (default: the scenario's)")
+    p.add_argument("--headroom", default="2x", help="load factor that must hold (2x)")
+    p.add_argument("--points", type=int, default=10, help="user counts in the sweep")
+    p.add_argument("--replications", type=int)
+    p.add_argument("--out", type=Path, default=Path("reports/review"), help="report folder")
+    add("schema", cmd_schema, "Print the JSON Schema of scenario files.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from capsim.errors import ModelError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ModelError, UsageError) as exc:
+        print(f"capsim {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

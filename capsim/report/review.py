@@ -1,0 +1,215 @@
+"""The capacity review: the report an architect reads before a launch, and a CI gate.
+
+One sweep of user growth around the expected peak answers it all: where the budget breaks
+(with a CI), what breaks it, whether today's peak and the planned headroom (2x peak) hold, and
+how much more capacity the bottleneck needs. Written as Markdown and as a self-contained HTML
+page (figures embedded), and summarised as JSON for machines.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from capsim.experiment.growth import growth
+from capsim.experiment.saturation import Budget, Saturation, twin_saturation
+from capsim.experiment.sweep import SweepResult, sweep
+from capsim.report.saturation import hockey_stick, utilization_vs_users
+
+TARGET_UTILIZATION = 0.7  # what the recommendation sizes the bottleneck for
+
+
+@dataclass(frozen=True)
+class Review:
+    scenario: str
+    budget: Budget
+    peak_users: float
+    headroom: float
+    result: SweepResult = field(repr=False)
+    saturation: Saturation
+    checks: pd.DataFrame = field(repr=False)
+    recommendation: str
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks["passed"].all())
+
+    def summary(self) -> dict:
+        """The machine-readable verdict (``capsim review --json``)."""
+        sat = self.saturation
+        return {
+            "scenario": self.scenario, "passed": self.passed, "budget": str(self.budget),
+            "peak_users": self.peak_users, "headroom": self.headroom,
+            "saturation_users": _num(sat.users), "saturation_ci": [_num(sat.users_low),
+                                                                   _num(sat.users_high)],
+            "breaks_on": sat.breaks_on, "bottleneck": sat.bottleneck,
+            "checks": [{k: _num(v) if isinstance(v, float) else v for k, v in row.items()}
+                       for row in self.checks.to_dict("records")],
+            "recommendation": self.recommendation,
+            "simulated_requests": self.result.simulated_requests,
+        }
+
+    def figures(self) -> dict[str, plt.Figure]:
+        fig1, ax1 = plt.subplots(figsize=(8, 4.5))
+        hockey_stick(self.result, self.budget, self.saturation, ax=ax1)
+        for x, label in ((self.peak_users, "peak"),
+                         (self.peak_users * self.headroom, f"{self.headroom:g}x peak")):
+            ax1.axvline(x, color="grey", ls=":", lw=1)
+            ax1.annotate(label, (x, 1), xycoords=("data", "axes fraction"), rotation=90,
+                         va="top", ha="right", fontsize=8, color="grey")
+        fig1.tight_layout()
+        fig2, ax2 = plt.subplots(figsize=(8, 4.5))
+        utilization_vs_users(self.result, ax=ax2)
+        fig2.tight_layout()
+        return {"latency": fig1, "utilization": fig2}
+
+    def markdown(self, images: dict[str, str]) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        lines = [f"# Capacity review: {self.scenario} — {verdict}", "",
+                 f"Budget {self.budget}; peak {self.peak_users:,.0f} users; "
+                 f"headroom {self.headroom:g}x peak.", "", f"**{self.saturation}**", "",
+                 "## Checks", "", _md_table(self.checks), "",
+                 "## Recommendation", "", self.recommendation, "",
+                 "## Latency against users", "", f"![latency]({images['latency']})", "",
+                 "## Which component hits the wall", "",
+                 f"![utilization]({images['utilization']})", "",
+                 f"_{self.result.simulated_requests:,} simulated requests; "
+                 f"{int(self.result.points['replications'].max())} replications per point._"]
+        return "\n".join(lines) + "\n"
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        """report.md + PNG figures, and report.html with the figures embedded."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        figs = self.figures()
+        paths, embedded = {}, {}
+        for name, fig in figs.items():
+            path = out / f"{name}.png"
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+            embedded[name] = "data:image/png;base64," + base64.b64encode(
+                buf.getvalue()).decode()
+            plt.close(fig)
+            paths[name] = path
+        md = self.markdown({k: f"{k}.png" for k in figs})
+        paths["markdown"] = out / "report.md"
+        paths["markdown"].write_text(md)
+        paths["html"] = out / "report.html"
+        paths["html"].write_text(_html(self, embedded))
+        return paths
+
+
+def capacity_review(system, workload, budget: Budget, *, peak_users: float | None = None,
+                    headroom: float = 2.0, points: int = 10, replications: int = 5,
+                    duration_s: float = 300.0, warmup_s: float | None = None, seed: int = 0,
+                    scenario: str = "system", progress: bool = True, store="results",
+                    processes: int | None = None) -> Review:
+    """Sweep users around the peak and judge the budget at peak and at ``headroom`` x peak."""
+    peak = float(peak_users if peak_users is not None else workload.users)
+    target = peak * headroom
+    guess = twin_saturation(system, workload.with_users(peak), budget)
+    # far enough to see the break, not so far that a roomy system costs a huge sweep
+    top = min(max(target * 1.25, guess * 1.15 if math.isfinite(guess) else 0.0), target * 3)
+    grid = np.unique(np.round(np.r_[np.linspace(0.25 * peak, top, points), peak, target]))
+    if isinstance(workload.users, int):
+        grid = grid.astype(int)
+    result = sweep(system, growth(workload, users=grid.tolist()), replications, seed,
+                   duration_s=duration_s, warmup_s=warmup_s, progress=progress, store=store,
+                   processes=processes)
+    sat = result.saturation(budget)
+    checks = _checks(result, budget, peak, target, sat, headroom)
+    return Review(scenario, budget, peak, headroom, result, sat, checks,
+                  _recommend(system, result, target, budget))
+
+
+def _checks(result, budget, peak, target, sat, headroom) -> pd.DataFrame:
+    rows = []
+    for label, users in (("peak", peak), (f"{headroom:g}x peak", target)):
+        for _, row in sat.table[np.isclose(sat.table["users"], users)].iterrows():
+            rows.append({"check": f"{row['metric']} at {label} ({users:,.0f} users)",
+                         "value": row["mean"], "ci_high": row["ci_high"],
+                         "limit": row["limit"], "passed": bool(row["mean"] <= row["limit"])})
+    rows.append({"check": f"saturation above {headroom:g}x peak", "value": sat.users,
+                 "ci_high": sat.users_high, "limit": target,
+                 "passed": bool(sat.users >= target)})
+    return pd.DataFrame(rows)
+
+
+def _recommend(system, result: SweepResult, target: float, budget: Budget) -> str:
+    """Size the bottleneck for the headroom load at TARGET_UTILIZATION, from the sweep."""
+    comp = result.components()
+    point = result.points.iloc[(result.points["users"] - target).abs().argmin()]
+    at = comp[(comp["point"] == point["point"]) & (comp["metric"] == "offered_load")]
+    load = at.set_index("component")["mean"].dropna()
+    if load.empty:
+        return "No component is loaded enough to size."
+    station = load.idxmax()
+    owner = next(s.component for s in system.stations() if s.name == station)
+    # a component's load is its busiest station's; its capacity scales with that
+    factor = load[station] / TARGET_UTILIZATION
+    component = system.component(owner)
+    kind = type(component).__name__
+    if factor <= 1:
+        return (f"At {point['users']:,.0f} users the busiest station, {station} ({kind} "
+                f"{owner}), is at {load[station]:.0%}: no change needed for the headroom.")
+    how = {"Service": f"instances (now {getattr(component, 'instances', 1)}) or workers",
+           "Database": "read replicas for reads, shards for writes (replicas never add write "
+                       "capacity)",
+           "Cache": "cache servers", "MessageQueue": "consumers (and partitions)"}.get(kind,
+                                                                                    "capacity")
+    return (f"At {point['users']:,.0f} users {station} ({kind} {owner}) would be offered "
+            f"{load[station]:.0%} of its capacity. Give {owner} {factor:.1f}x its capacity to "
+            f"keep it at {TARGET_UTILIZATION:.0%}: add {how}.")
+
+
+def _num(x):
+    if isinstance(x, (float, np.floating)):
+        return None if not math.isfinite(float(x)) else float(x)
+    return x
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "**no**"
+    if isinstance(v, (float, np.floating)):
+        if not math.isfinite(v):
+            return str(v)
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"
+    return str(v)
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    head = "| " + " | ".join(df.columns) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _html(review: Review, images: dict[str, str]) -> str:
+    verdict = "PASS" if review.passed else "FAIL"
+    color = "#1a7f37" if review.passed else "#cf222e"
+    table = review.checks.assign(passed=review.checks["passed"].map({True: "yes", False: "no"}))
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>Capacity review: {html.escape(review.scenario)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3rem .6rem}}
+.verdict{{color:{color};font-weight:bold}}</style></head><body>
+<h1>Capacity review: {html.escape(review.scenario)} — <span class="verdict">{verdict}</span></h1>
+<p>Budget {html.escape(str(review.budget))}; peak {review.peak_users:,.0f} users; headroom
+{review.headroom:g}x peak.</p><p><b>{html.escape(str(review.saturation))}</b></p>
+<h2>Checks</h2>{table.to_html(index=False, float_format=lambda v: _fmt(v))}
+<h2>Recommendation</h2><p>{html.escape(review.recommendation)}</p>
+<h2>Latency against users</h2><img alt="latency" src="{images['latency']}" width="100%">
+<h2>Which component hits the wall</h2>
+<img alt="utilization" src="{images['utilization']}" width="100%">
+<p><i>{review.result.simulated_requests:,} simulated requests.</i></p></body></html>
+"""

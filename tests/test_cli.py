@@ -1,0 +1,62 @@
+"""The capsim command: parsing, every subcommand's happy path, exit codes for CI gating."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import capsim as cs
+from capsim.cli import UsageError, build_parser, main, parse_budget, parse_users
+
+MM1 = str(Path(__file__).resolve().parents[1] / "data" / "scenarios" / "teaching_mm1.yaml")
+
+
+def test_parse_budget_and_users():
+    assert parse_budget("p99=200ms,errors=1%") == cs.Budget(p99_s=0.2, error_rate=0.01)
+    assert parse_budget("mean<=0.05s, utilization=80%") == cs.Budget(mean_s=0.05,
+                                                                     utilization=0.8)
+    with pytest.raises(UsageError, match="cannot read 'p42=1'"):
+        parse_budget("p42=1")
+    assert parse_users("1000..2000:500") == [1000, 1500, 2000]
+    assert len(parse_users("10..100")) == 10 and parse_users("5,7") == [5, 7]
+    with pytest.raises(UsageError, match="the range must grow"):
+        parse_users("10..5")
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "saturation", "review", "schema"])
+def test_every_command_has_help_with_an_example(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "example: capsim " + command in capsys.readouterr().out
+
+
+def test_run_json_and_schema(capsys):
+    assert main(["run", MM1, "--duration", "60", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stable"] and out["latency"][0]["flow"] == "request"
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"] == "capsim scenario"
+
+
+def test_review_exit_code_follows_the_budget(tmp_path, capsys):
+    base = ["review", MM1, "--duration", "60", "--replications", "2", "--points", "4",
+            "--store", str(tmp_path / "store"), "--json"]
+    # M/M/1 at 80 req/s, 10 ms: p99 ~ 0.23 s at peak; at 1.1x peak ~ 0.38 s
+    assert main([*base, "--budget", "p99=2s", "--headroom", "1.1x",
+                 "--out", str(tmp_path / "ok")]) == 0
+    ok = json.loads(capsys.readouterr().out)
+    assert ok["passed"] and Path(ok["report"]).exists()
+    assert (tmp_path / "ok" / "report.md").read_text().startswith("# Capacity review")
+    assert main([*base, "--budget", "p99=100ms", "--out", str(tmp_path / "bad")]) == 1
+    assert not json.loads(capsys.readouterr().out)["passed"]
+
+
+def test_bad_scenarios_and_arguments_exit_2(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(Path(MM1).read_text().replace("servers: 1", "servers: 0"))
+    assert main(["run", str(broken)]) == 2
+    assert "components[0].servers (line 8): must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["review", MM1, "--budget", "p99=fast"]) == 2
+    assert "--budget: cannot read" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
