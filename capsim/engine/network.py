@@ -123,9 +123,9 @@ class Network:
         comp = self.components[step.component]
         if isinstance(comp, Database):
             primaries = [self.stations[shard[0]] for shard in low.database_names(comp)]
-            return [_Wrote(self.env),
-                _Pick(primaries, "random", stream(self.root, f"shard:{where}"),
-                      weights=comp.weights)]
+            # the write counts as done (and replication lag starts) when the primary commits it
+            return [_Pick(primaries, "random", stream(self.root, f"shard:{where}"),
+                          weights=comp.weights), _Wrote(self.env)]
         return [self.stations[comp.name].arrive, _Invalidate(self.caches[comp.name])]
 
     def publish(self, step, where: str):
@@ -166,7 +166,7 @@ class _Pick:
     while any other is up, as a load balancer's health check would.
     """
 
-    __slots__ = ("stations", "policy", "choices", "hold", "count", "single")
+    __slots__ = ("stations", "policy", "choices", "hold", "count", "spill", "single")
 
     def __init__(self, stations: list[Station], policy: str, rng, weights=None,
                  hold: bool = False) -> None:
@@ -176,7 +176,7 @@ class _Pick:
             self.choices = Choices(np.ones(n), rng)
         else:
             self.choices = Choices(weights if weights is not None else np.ones(n), rng)
-        self.count = 0
+        self.count = self.spill = 0
         self.single = n == 1
 
     def choose(self) -> Station:
@@ -201,8 +201,13 @@ class _Pick:
                     st = other
         if st.servers == 0:
             up = [s for s in stations if s.servers > 0]
-            if up:
-                st = min(up, key=_load)
+            if up:  # spread the failed one's share evenly over the live ones
+                self.spill += 1
+                k = self.spill % len(up)
+                if policy in ("round_robin", "random"):
+                    st = up[k]
+                else:  # load-aware policies: the least loaded, ties in turn
+                    st = min(up[k:] + up[:k], key=_load)
         return st
 
     def __call__(self, cust: Customer) -> None:
@@ -528,7 +533,8 @@ class _DbRead:
 
 
 class _Wrote:
-    """Remember when this request wrote (its later reads may meet a lagging replica)."""
+    """Remember when this request's write committed (later reads may meet a lagging
+    replica: the lag counts from the commit, not from when the write was sent)."""
 
     __slots__ = ("env",)
 

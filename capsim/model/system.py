@@ -156,12 +156,18 @@ class System:
         return v
 
     def demands(self, hit_ratio=lowering.default_hit_ratio) -> dict[str, float]:
-        """Mean busy time per request at each station (visits x scale x mean service)."""
+        """Mean busy time per request at each station (visits x scale x mean service, plus
+        the service of calls made while holding the station's worker)."""
         d = {st.name: 0.0 for st in self.stations()}
         mean = {st.name: st.service_time.mean for st in self.stations()}
         for route in self.routes(hit_ratio):
-            for visit in route.calls:
-                d[visit.component] += route.probability * visit.scale * mean[visit.component]
+            calls = route.calls
+            for i, visit in enumerate(calls):
+                # a worker held across synchronous calls is busy for their service too (a
+                # lower bound of the holding time: waits downstream come on top)
+                held = sum(v.scale * mean[v.component] for v in calls[i + 1:i + 1 + visit.holds])
+                d[visit.component] += route.probability * (visit.scale * mean[visit.component]
+                                                           + held)
         rates = self.publish_rates()
         for route in lowering.async_routes(self):
             queue = route.flow.removesuffix(" (async)")
@@ -172,8 +178,9 @@ class System:
     def offered_load(self, arrival_rate_per_s: float) -> dict[str, float]:
         """lambda x demand_k / servers_k per station at a given request rate (0 for a delay).
 
-        At 1 or more the station has no steady state (its queue grows without bound). A
-        synchronous call's holding time downstream is not included: see the analytic twin.
+        At 1 or more the station has no steady state (its queue grows without bound). A worker
+        held across synchronous calls counts their service time (not their waits: the analytic
+        twin adds those), so this is a lower bound there, and >= 1 is certainly unstable.
         """
         demands = self.demands()
         return {st.name: 0.0 if st.servers is None
