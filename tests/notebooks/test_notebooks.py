@@ -24,7 +24,6 @@ def test_there_are_notebooks():
     assert IPYNBS, f"no notebooks in {NOTEBOOKS}"
 
 
-@pytest.mark.xdist_group("notebooks")
 @pytest.mark.parametrize("path", IPYNBS, ids=[p.name for p in IPYNBS])
 def test_notebook_executes(path: Path):
     nb = nbformat.read(path, as_version=4)
