@@ -82,8 +82,10 @@ class Network:
         return [self.stations[s.name] for s in self.specs.values() if s.component == component]
 
     # -- programs -----------------------------------------------------------------------------
-    def programs(self, finish, flow_offset: int = 0) -> tuple[list[tuple], list[tuple]]:
-        """Flow programs (ending with ``finish``) and the async programs of message queues."""
+    def programs(self, finish, async_finish=None) -> tuple[list[tuple], list[tuple]]:
+        """Flow programs (ending with ``finish``) and the async programs of message queues
+        (ending with ``async_finish``: a consumed message is not a user going back to think)."""
+        async_finish = async_finish or finish
         compiler = Compiler(self, lambda key: stream(self.root, key))
         flows = [compiler.compile(flow, finish) for flow in self.system.flows]
         self.async_programs = {}
@@ -92,7 +94,7 @@ class Network:
             consumers = [self.stations[n] for n in low.consumer_names(c)]
             pick = _Pick(consumers, "random", stream(self.root, f"partition:{c.name}"),
                          weights=c.partition_share())
-            self.async_programs[c.name] = (pick, finish)
+            self.async_programs[c.name] = (pick, async_finish)
             self.async_index[c.name] = len(self.system.flows) + i
         return flows, list(self.async_programs.values())
 

@@ -68,9 +68,10 @@ class RunResult:
     station_names: tuple[str, ...]
     station_servers: tuple[int, ...]
     offered_loads: tuple[float, ...]  # from the model (NaN for closed workloads)
-    finite_queues: tuple[bool, ...]
+    finite_queues: tuple[bool, ...]  # sheds load (a finite queue, or retention): never unstable
     sample_times_s: np.ndarray  # (K,) from 0 to duration_s, warm-up boundary included
     samples: np.ndarray  # (K, stations, len(COUNTERS)) cumulative counters at those times
+    station_components: tuple[str, ...] = ()  # the component each station belongs to
     async_flows: int = 0  # the last flows are message queues' consumers (not requests)
     cache_names: tuple[str, ...] = ()
     database_names: tuple[str, ...] = ()
@@ -133,7 +134,8 @@ class RunResult:
         return not self.unstable_components
 
     def _flow_stable(self) -> np.ndarray:
-        bad = set(self.unstable_components)
+        owner = dict(zip(self.station_names, self.station_components, strict=False))
+        bad = {owner.get(s, s) for s in self.unstable_components}
         ok = np.ones(len(self.flows), dtype=bool)
         for r, comps in enumerate(self.route_components):
             if bad.intersection(comps):

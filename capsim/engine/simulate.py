@@ -73,7 +73,8 @@ def simulate(
         think = Draws(workload.think_time, stream(root, "think"))
         holder: list[ClosedSource] = []
         net = Network(system, env, root, on_drop=lambda c: holder[0].drop(c), trace=tracing)
-        table, _ = net.programs(_traced_finish(lambda c: holder[0].finish(c), log, env))
+        table, _ = net.programs(_traced_finish(lambda c: holder[0].finish(c), log, env),
+                                async_finish=recorded)
         holder.append(ClosedSource(env, workload.users, table, picker, think, recorder))
         loads = dict.fromkeys(net.stations, math.nan)
 
@@ -109,7 +110,9 @@ def simulate(
         station_servers=tuple(math.inf if net.specs[st.name].servers is None
                               else net.specs[st.name].servers for st in stations),
         offered_loads=tuple(loads[st.name] for st in stations),
-        finite_queues=tuple(st.capacity != math.inf for st in stations),
+        finite_queues=tuple(st.capacity != math.inf or st.max_wait_s is not None
+                            for st in stations),
+        station_components=tuple(net.specs[st.name].component for st in stations),
         sample_times_s=np.asarray(sampler.times),
         samples=np.asarray([row[:n_stations] for row in sampler.rows], dtype=float),
         cache_names=tuple(net.caches),

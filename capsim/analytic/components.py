@@ -1,0 +1,274 @@
+"""The web components in the analytic twin: cache hit ratios, step counts, topic consumers.
+
+* **Hit ratios.** A fixed ``hit_ratio`` (Cache or CDN) is a routing probability: exact. An LRU
+  over Zipf-popular keys uses Che's approximation (``popularity.che_hit_ratio``). The engine's
+  TTL counts from insertion (a hit does not renew it) and an ``invalidate_on_write`` Write drops
+  the key, so neither is a cap on Che's characteristic time: each key's stay in the cache is
+  taken as the shortest of its LRU lifetime (an exponential with Che's mean
+  ``(exp(p T) - 1) / p`` requests), its TTL and the next write to it, and the key's hit
+  probability is ``n / (1 + n)`` with ``n`` the hits per stay; ``T`` again fills the cache.
+  Without TTL and writes this is Che's formula exactly. The TTL (in requests) depends on the
+  cache's read rate, which depends on the hit ratios upstream: a fixed point.
+* **Consumers with retention.** A consumer is one server fed by its partitions; a message that
+  would wait longer than ``retention_s`` is lost unread. That is M/M/1 with deterministic
+  impatience (Barrer): the virtual waiting time ``V`` has an atom ``P0`` at 0, density
+  ``lambda P0 exp(-(mu - lambda) v)`` below the patience ``D`` and
+  ``lambda P0 exp(lambda D - mu v)`` above; messages arriving at ``V > D`` are lost. Exact for
+  exponential service (an approximation with the mean otherwise) and stable at any load.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import optimize, special
+
+from capsim.model import CDN, Branch, Cache, Call, Database, MessageQueue, Publish, Read, Service
+from capsim.model import Write as WriteStep
+from capsim.model import lowering as low
+from capsim.model.popularity import che_hit_ratio, zipf_probabilities
+
+__all__ = [
+    "Retention",
+    "StepRates",
+    "hit_ratios",
+    "lru_hit_ratio",
+    "mm1_retention",
+    "round_robin_groups",
+    "step_rates",
+]
+
+
+# ------------------------------------------------------------------------------ step counts
+
+
+@dataclass(frozen=True)
+class StepRates:
+    """Mean steps per request: cache/CDN reads and cache writes per cache, publishes per queue."""
+
+    reads: dict[str, float] = field(default_factory=dict)
+    writes: dict[str, float] = field(default_factory=dict)
+    publishes: dict[str, float] = field(default_factory=dict)
+
+
+def step_rates(system, hit: dict[str, float]) -> StepRates:
+    """Walk every flow (weights, branches, misses at ratio ``1 - hit``) and count steps."""
+    out = StepRates()
+    by_name = {c.name: c for c in system.components}
+
+    def add(d: dict, key: str, w: float) -> None:
+        d[key] = d.get(key, 0.0) + w
+
+    def walk(steps, w: float) -> None:
+        for step in steps:
+            if isinstance(step, Branch):
+                for q, sub in step.options:
+                    walk(sub, w * q)
+            elif isinstance(step, Call):
+                walk(step.calls, w)
+            elif isinstance(step, Read):
+                c = by_name[step.component]
+                if isinstance(c, (Cache, CDN)):
+                    add(out.reads, c.name, w)
+                    walk(step.on_miss, w * (1.0 - hit[c.name]))
+            elif isinstance(step, WriteStep):
+                if isinstance(by_name[step.component], Cache):
+                    add(out.writes, step.component, w)
+            elif isinstance(step, Publish):
+                add(out.publishes, step.component, w)
+
+    for flow in system.flows:
+        walk(flow.steps, flow.weight)
+    return out
+
+
+# ------------------------------------------------------------------------------- hit ratios
+
+
+def lru_hit_ratio(keys: int, s: float, capacity: int, ttl_requests: float | None = None,
+                  writes_per_read: float = 0.0) -> float:
+    """Hit ratio of an LRU of ``capacity`` over Zipf(``s``) keys, with a TTL counted from
+    insertion (``ttl_requests`` = TTL x read rate) and invalidating writes (per read).
+
+    Che's approximation when neither is given (``popularity.che_hit_ratio``); otherwise the
+    per-key lifetime model of this module's docstring (an approximation, checked against
+    the engine's LRU in the tests).
+    """
+    if ttl_requests is None and writes_per_read <= 0:
+        return che_hit_ratio(keys, s, capacity)
+    p = zipf_probabilities(keys, s)
+
+    def per_key(t: float) -> np.ndarray:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            lru = p / np.expm1(p * t) if math.isfinite(t) else np.zeros_like(p)
+            kill = lru + p * writes_per_read  # rate at which a stay ends, per request
+            safe = np.where(kill > 0, kill, 1.0)
+            if ttl_requests is None:
+                stay = np.where(kill > 0, 1.0 / safe, np.inf)
+            else:
+                stay = np.where(kill > 0, -np.expm1(-ttl_requests * kill) / safe, ttl_requests)
+            n = p * stay  # hits per stay
+            return np.where(np.isinf(n), 1.0, n / (1.0 + n))
+
+    if capacity >= keys or np.sum(per_key(math.inf)) <= capacity:
+        t = math.inf
+    else:
+        t = optimize.brentq(lambda t: np.sum(per_key(t)) - capacity, 1e-12, 1e15, xtol=1e-12,
+                            rtol=1e-12)
+    return float(np.sum(p * per_key(t)))
+
+
+def _needs_rate(c) -> bool:
+    return isinstance(c, Cache) and c.dynamic and (c.ttl_s is not None or c.invalidate_on_write)
+
+
+def hit_ratios(system, arrival_rate_per_s: float) -> dict[str, float]:
+    """Hit ratio of every Cache and CDN at ``arrival_rate_per_s`` requests per second."""
+    caches = [c for c in system.components if isinstance(c, (Cache, CDN))]
+    hit = {c.name: low.default_hit_ratio(c) for c in caches}
+    moving = [c for c in caches if _needs_rate(c)]
+    for _ in range(200):
+        if not moving:
+            break
+        rates = step_rates(system, hit)
+        change = 0.0
+        for c in moving:
+            reads = rates.reads.get(c.name, 0.0)
+            if reads <= 0:
+                continue
+            writes = rates.writes.get(c.name, 0.0) if c.invalidate_on_write else 0.0
+            ttl = None if c.ttl_s is None else c.ttl_s * arrival_rate_per_s * reads
+            h = lru_hit_ratio(c.keys, c.zipf_s, c.capacity_keys, ttl, writes / reads)
+            change = max(change, abs(h - hit[c.name]))
+            hit[c.name] = h
+        if change < 1e-12:
+            break
+    return hit
+
+
+# ------------------------------------------------------------------------------- balancing
+
+
+def round_robin_groups(system) -> dict[str, int]:
+    """Stations fed by a round-robin pick among ``n`` (instances, a shard's replicas): n."""
+    out: dict[str, int] = {}
+    for c in system.components:
+        if isinstance(c, Service) and c.instances > 1 and c.balancing == "round_robin":
+            out.update(dict.fromkeys(low.instance_names(c), c.instances))
+        elif isinstance(c, Database) and c.read_replicas > 1 and c.read_policy == "round_robin":
+            for shard in low.database_names(c):
+                out.update(dict.fromkeys(shard[1:], c.read_replicas))
+    return out
+
+
+def even_split_policies(system) -> list[str]:
+    """Components whose state-dependent balancing the twin treats as an even random split."""
+    out = []
+    for c in system.components:
+        if isinstance(c, Service) and c.instances > 1 and c.balancing in (
+                "least_connections", "power_of_two"):
+            out.append(f"{c.name} ({c.balancing})")
+        elif isinstance(c, Database) and c.read_replicas > 1 and c.read_policy in (
+                "least_connections", "power_of_two"):
+            out.append(f"{c.name} replicas ({c.read_policy})")
+    return out
+
+
+def message_queues(system) -> list[MessageQueue]:
+    return [c for c in system.components if isinstance(c, MessageQueue)]
+
+
+# ------------------------------------------------------------------- consumers with retention
+
+
+@dataclass(frozen=True)
+class Retention:
+    """M/M/1 with deterministic patience ``D``: loss, and the wait of the messages served."""
+
+    arrival_rate: float
+    mean_service: float
+    patience: float
+    p0: float  # P(V = 0): server idle
+    p_below: float  # P(0 < V <= D)
+    loss: float  # P(V > D): lost unread
+    trunc_mean: float  # E[V | 0 < V <= D]
+    trunc_m2: float
+    theta: float  # mu - lambda
+
+    @property
+    def throughput(self) -> float:
+        return self.arrival_rate * (1.0 - self.loss)
+
+    @property
+    def utilization(self) -> float:
+        return self.throughput * self.mean_service
+
+    @property
+    def mean_wait(self) -> float:
+        """Mean wait of a message that is served."""
+        return self.p_below * self.trunc_mean / max(1.0 - self.loss, 1e-300)
+
+    @property
+    def wait_var(self) -> float:
+        acc = max(1.0 - self.loss, 1e-300)
+        m2 = self.p_below * self.trunc_m2 / acc
+        return max(m2 - self.mean_wait**2, 0.0)
+
+    @property
+    def mean_virtual_wait(self) -> float:
+        """Time-average wait of all messages (the lost ones wait V too before they go)."""
+        mu = 1.0 / self.mean_service
+        return self.p_below * self.trunc_mean + self.loss * (self.patience + 1.0 / mu)
+
+    @property
+    def mean_queue_length(self) -> float:
+        return self.arrival_rate * self.mean_virtual_wait
+
+    def wait_cdf(self) -> Callable[[np.ndarray], np.ndarray]:
+        """P(wait <= x) of a served message."""
+        acc = max(1.0 - self.loss, 1e-300)
+        atom, body = self.p0 / acc, self.p_below / acc
+        theta, d = self.theta, self.patience
+
+        def cdf(x: np.ndarray) -> np.ndarray:
+            x = np.clip(np.asarray(x, float), 0.0, d)
+            if abs(theta * d) < 1e-9:
+                frac = x / d
+            elif theta > 0:
+                frac = np.expm1(-theta * x) / math.expm1(-theta * d)
+            else:
+                a = -theta
+                frac = np.exp(a * (x - d)) * np.expm1(-a * x) / math.expm1(-a * d)
+            return np.minimum(atom + body * frac, 1.0)
+
+        return cdf
+
+
+def _truncated_exponential(theta: float, d: float) -> tuple[float, float, float]:
+    """log of int_0^d exp(-theta v) dv, and the mean and second moment of that density."""
+    if abs(theta * d) < 1e-9:
+        return math.log(d), d / 2.0, d * d / 3.0
+    a = abs(theta)
+    tail = 1.0 / math.expm1(a * d) if a * d < 700 else 0.0
+    m1 = 1.0 / a - d * tail  # rate-a truncated exponential on [0, d]
+    m2 = 2.0 / a**2 - (d * d + 2.0 * d / a) * tail
+    if theta > 0:
+        return math.log(-math.expm1(-a * d)) - math.log(a), m1, m2
+    # density grows towards d: mirror u = d - v
+    return a * d + math.log(-math.expm1(-a * d)) - math.log(a), d - m1, d * d - 2 * d * m1 + m2
+
+
+def mm1_retention(arrival_rate: float, mean_service: float, patience: float) -> Retention:
+    """M/M/1 + D (deterministic impatience), in log space so that any load is safe."""
+    lam, s, d = float(arrival_rate), float(mean_service), float(patience)
+    mu = 1.0 / s
+    theta = mu - lam
+    if lam <= 0:
+        return Retention(lam, s, d, 1.0, 0.0, 0.0, 0.0, 0.0, theta)
+    log_a, m1, m2 = _truncated_exponential(theta, d)
+    logs = np.array([0.0, math.log(lam) + log_a, math.log(lam * s) - theta * d])
+    p0, p_below, loss = np.exp(logs - special.logsumexp(logs))
+    return Retention(lam, s, d, float(p0), float(p_below), float(loss), m1, m2, theta)
