@@ -9,6 +9,11 @@ leaves, a cold cache's miss storm, a queue that never drains.
   utilization, arrivals, completions and drops per second;
 * ``latency_timeseries`` - per window of arrival time and flow: requests, errors, p50 / p99;
 * ``recovery`` - when a series that left its normal level comes back to it after an event.
+
+``RunResult.timeseries`` is the dashboard view (per station, flows by finish time); these
+tables add what an incident review asks: the backlog at an instant, a component's stations
+added up (a topic's consumers), and requests grouped by when they *arrived*, so a request that
+waited out an outage counts in the window it arrived in, not the one it finished in.
 """
 
 from __future__ import annotations
