@@ -95,15 +95,19 @@ def _curve(result, kind: str, metric: str, name: str) -> pd.DataFrame:
         "users").reset_index(drop=True)
 
 
-def _crossing(users, values, limit) -> float:
-    """Users where a piecewise-linear curve first exceeds ``limit`` (inf if never)."""
+def _crossing(users, values, limit, beyond: float = 0.5) -> float:
+    """Users where a piecewise-linear curve first exceeds ``limit`` (inf if never).
+
+    When the first point over the limit has no finite value (unstable), the crossing is
+    somewhere in the interval before it: ``beyond`` places it (0 = its start, 1 = its end,
+    0.5 = the middle, for an estimate; 0 and 1 bound a confidence interval honestly)."""
     for i, v in enumerate(values):
         if v > limit:
             if i == 0:
                 return 0.0
             v0 = values[i - 1]
             if not np.isfinite(v):
-                return float(users[i - 1] + 0.5 * (users[i] - users[i - 1]))
+                return float(users[i - 1] + beyond * (users[i] - users[i - 1]))
             return float(users[i - 1] + (limit - v0) / (v - v0) * (users[i] - users[i - 1]))
     return math.inf
 
@@ -117,8 +121,8 @@ def saturation_from_sweep(result, budget: Budget) -> Saturation:
         high = np.where(c["stable"], c["ci_high"].fillna(c["mean"]), np.inf)
         users = c["users"].to_numpy(dtype=float)
         at = _crossing(users, mean, limit)
-        lo = _crossing(users, high, limit)
-        hi = _crossing(users, low, limit)
+        lo = _crossing(users, high, limit, beyond=0.0)
+        hi = _crossing(users, low, limit, beyond=1.0)
         rows.append(pd.DataFrame({"metric": metric, "limit": limit, "users": users,
                                   "mean": mean, "ci_low": low, "ci_high": high,
                                   "meets": mean <= limit}))
