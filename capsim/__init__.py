@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from capsim import analytic
+from capsim import analytic, monitor
 from capsim.dists import (
     Deterministic,
     Distribution,
@@ -73,6 +73,7 @@ __all__ = [
     "Write",
     "Budget",
     "analytic",
+    "monitor",
     "Call",
     "ClosedWorkload",
     "Component",

@@ -63,7 +63,7 @@ pd.DataFrame([{"component": c.name, "servers": c.servers,
 
 # %%
 for f in system.flows:
-    print(f"{f.name:9s} {f.weight:4.0%} of pages: " + " -> ".join(s.component for s in f.steps))
+    print(f"{f.name:9s} {f.weight:4.0%} of pages, visiting: " + ", ".join(f.components()))
 print(f"\nToday: {today.users:,} users x {today.requests_per_user_s} pages/s each = "
       f"{today.arrival_rate_per_s:.0f} pages/s")
 
@@ -123,7 +123,7 @@ picture.round(3)
 # %%
 coarse = np.arange(1_000, 16_001, 3_000)
 fine = np.arange(round(0.85 * twin_users, -3), 1.1 * twin_users + 500, 500)
-grid_users = [int(u) for u in np.r_[coarse, fine]]
+grid_users = sorted({int(u) for u in np.r_[coarse, fine]})
 grid = cs.sweep(system, cs.growth(today, users=grid_users), REPS, SEED, duration_s=DURATION_S,
                 executor=pool, store=None, progress=False)
 sat = grid.saturation(budget)

@@ -37,3 +37,6 @@ __all__ = [
 from capsim.report.saturation import hockey_stick, utilization_vs_users  # noqa: E402
 
 __all__ += ["hockey_stick", "utilization_vs_users"]
+from capsim.report.dashboard import dashboard  # noqa: E402
+
+__all__ += ["dashboard"]
