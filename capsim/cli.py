@@ -1,4 +1,5 @@
-"""The ``capsim`` command (also ``python -m capsim``): run, sweep, saturation, review, schema.
+"""The ``capsim`` command (also ``python -m capsim``): run, sweep, saturation, compare, review,
+schema.
 
 Exit codes: 0 success (and, for ``review``, the budget holds), 1 the budget fails, 2 a bad
 scenario file or argument. ``--json`` prints machine-readable output on stdout.
@@ -22,6 +23,8 @@ EPILOG = {
                   "--budget p99=200ms",
     "review": "example: capsim review data/scenarios/ecommerce_scaled.yaml --budget p99=200ms "
               "--peak-users 10000 --headroom 2x --out reports/review",
+    "compare": "example: capsim compare data/scenarios/ecommerce_monolith.yaml --component "
+               "postgres --vertical memory-16,fast-32 --horizontal general-8x3",
     "schema": "example: capsim schema > capsim-scenario.schema.json",
 }
 
@@ -170,6 +173,46 @@ def cmd_review(args) -> int:
     return 0 if review.passed else 1
 
 
+def _options(spec: str | None, kind: str, catalogue):
+    """``memory-8,memory-16`` (vertical) or ``compute-4x6,compute-8x3`` (horizontal: NxCOUNT)."""
+    from capsim.scaling import Horizontal, Vertical
+
+    out = []
+    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+        if kind == "vertical":
+            out.append(Vertical(catalogue[part]))
+        else:
+            name, _, count = part.rpartition("x")
+            if not name or not count.isdigit():
+                raise UsageError(f"--horizontal: write INSTANCExCOUNT, e.g. compute-4x6, got "
+                                 f"{part!r}")
+            out.append(Horizontal(catalogue[name], int(count)))
+    return out
+
+
+def cmd_compare(args) -> int:
+    from capsim.scaling import compare, load_catalogue
+
+    sc = _load(args)
+    catalogue = load_catalogue(args.catalogue)
+    vertical = _options(args.vertical, "vertical", catalogue)
+    horizontal = _options(args.horizontal, "horizontal", catalogue)
+    if not vertical and not horizontal:
+        raise UsageError("give --vertical and/or --horizontal options to compare")
+    sc.system.component(args.component)  # an unknown name fails here, with a hint
+    result = compare(sc.system, args.component, vertical, horizontal,
+                     workload=sc.workload if args.users is None
+                     else sc.workload.with_users(_users(sc.workload, args.users)),
+                     budget=_budget(args, sc), peak_factor=_parse_factor(args.headroom),
+                     seed=sc.run.seed)
+    table = result.table()
+    if args.json:
+        print(json.dumps(_records(table.reset_index()), indent=2, default=str))
+    else:
+        print(table.to_string())
+    return 0
+
+
 def cmd_schema(args) -> int:
     from capsim.scenario.schema import json_schema
 
@@ -210,6 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", help="e.g. p99=200ms,errors=1%%")
     p = add("saturation", cmd_saturation, "Find the users at which the budget breaks.")
     p.add_argument("--budget", help="e.g. p99=200ms (default: the scenario's)")
+    p = add("compare", cmd_compare, "Vertical vs horizontal options for one component: "
+            "capacity, p99, cost, one box down.")
+    p.add_argument("--component", required=True, help="the tier to scale")
+    p.add_argument("--vertical", help="instances for one big box, e.g. memory-16,fast-32")
+    p.add_argument("--horizontal", help="INSTANCExCOUNT options, e.g. general-8x3,compute-4x6")
+    p.add_argument("--users", type=float, help="target users (default: the scenario's)")
+    p.add_argument("--budget", help="e.g. p99=200ms (default: the scenario's)")
+    p.add_argument("--headroom", default="2x", help="peak factor to check (2x)")
+    p.add_argument("--catalogue", help="instance catalogue CSV (default: data/instances.csv)")
     p = add("review", cmd_review, "Capacity review report; exits 1 when the budget fails.")
     p.add_argument("--budget", help="e.g. p99=200ms (default: the scenario's)")
     p.add_argument("--peak-users", type=float, help="today's peak (default: the scenario's)")

@@ -23,7 +23,8 @@ def test_parse_budget_and_users():
         parse_users("10..5")
 
 
-@pytest.mark.parametrize("command", ["run", "sweep", "saturation", "review", "schema"])
+@pytest.mark.parametrize("command", ["run", "sweep", "saturation", "compare", "review",
+                                     "schema"])
 def test_every_command_has_help_with_an_example(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])
@@ -60,3 +61,14 @@ def test_bad_scenarios_and_arguments_exit_2(tmp_path, capsys):
     assert main(["review", MM1, "--budget", "p99=fast"]) == 2
     assert "--budget: cannot read" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_compare_tabulates_options(capsys):
+    monolith = MM1.replace("teaching_mm1", "ecommerce_monolith")
+    assert main(["compare", monolith, "--component", "app", "--vertical", "general-32",
+                 "--horizontal", "general-8x4", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2
+    assert main(["compare", monolith, "--component", "ap", "--vertical", "general-32"]) == 2
+    assert "did you mean 'app'" in capsys.readouterr().err
+    assert main(["compare", monolith, "--component", "app", "--horizontal", "general-8"]) == 2
