@@ -1,23 +1,10 @@
 """The component benchmark still runs (a tiny smoke run; speed is never asserted in tests)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 
-def load_bench():
-    path = Path(__file__).resolve().parents[1] / "bench" / "components.py"
-    spec = importlib.util.spec_from_file_location("bench_components", path)
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench  # dataclasses look their module up there
-    spec.loader.exec_module(bench)
-    return bench
-
-
-def test_bench_components_quick(capsys):
-    bench = load_bench()
+def test_bench_components_quick(capsys, load_bench):
+    bench = load_bench("components")
     assert bench.main(["--quick"]) == 0
     table = capsys.readouterr().out
     assert table.startswith("| variant | what | requests/s | us/request | marginal us |")
@@ -26,8 +13,8 @@ def test_bench_components_quick(capsys):
     assert "| base | Service(16 workers) |" in table and "| +0.00 |" in table
 
 
-def test_bench_components_variants_are_valid_models_that_use_what_they_say():
-    bench = load_bench()
+def test_bench_components_variants_are_valid_models_that_use_what_they_say(load_bench):
+    bench = load_bench("components")
     kinds = {v.key: {type(c).__name__ for c in v.build().components} for v in bench.VARIANTS}
     assert kinds["web"] == {"Delay", "CDN", "Service", "Cache", "Database", "MessageQueue"}
     assert kinds["cache_lru"] == {"Service", "Cache"} and kinds["publish"] == {
@@ -36,7 +23,7 @@ def test_bench_components_variants_are_valid_models_that_use_what_they_say():
     assert holding.routes()[0].calls[0].holds == 1
 
 
-def test_bench_components_rejects_unknown_variants():
-    bench = load_bench()
+def test_bench_components_rejects_unknown_variants(load_bench):
+    bench = load_bench("components")
     with pytest.raises(SystemExit):
         bench.main(["--quick", "--only", "base,nosuch"])

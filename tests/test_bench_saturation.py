@@ -1,18 +1,10 @@
 """The saturation benchmark still runs (a tiny smoke run; speed is never asserted in tests)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 
-def test_bench_saturation_quick(capsys):
-    path = Path(__file__).resolve().parents[1] / "bench" / "saturation.py"
-    spec = importlib.util.spec_from_file_location("bench_saturation", path)
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench  # dataclasses look their module up there
-    spec.loader.exec_module(bench)
+def test_bench_saturation_quick(capsys, load_bench):
+    bench = load_bench("saturation")
     assert bench.main(["--quick"]) == 0
     table = capsys.readouterr().out
     for system in ("example", "mm4"):
