@@ -168,7 +168,7 @@ def test_a_step_must_suit_its_component(components, steps, message):
     ("outage", "message"),
     [
         (cs.Outage("ap", 10, 5),
-         r"System.outages\[0\].component: unknown component 'ap'; known: app, pg"),
+         r"System.outages\[0\].component: unknown component or station 'ap'; components: app, pg"),
         (cs.Outage("app", 10, 5, instance=3),
          r"System.outages\[0\].instance: Service\('app'\) has no instance 3"),
         (cs.Outage("pg", 10, 5, instance=0),
@@ -308,3 +308,17 @@ def test_messages_go_to_the_partition_owners_and_count_as_consumer_visits():
     assert (v["orders/consumer0"], v["orders/consumer1"]) == pytest.approx(
         (rate * 3 / 5, rate * 2 / 5))
     assert q.capacity_per_s == pytest.approx(2 / 0.01)
+
+
+def test_an_outage_can_take_down_one_database_box():
+    db = cs.Database("pg", 2, E(0.01), read_replicas=2)
+    system = one_flow([db], [cs.Read("pg")], outages=[cs.Outage("pg/replica1", 10, 50)])
+    run = cs.simulate(system, cs.OpenWorkload(1, 50.0), 70, seed=1, sample_interval_s=1)
+    ts = run.timeseries(10)
+    tput = ts[ts["metric"] == "throughput_per_s"].pivot(index="time_s", columns="name",
+                                                       values="value")
+    assert (tput.loc[30.0:60.0, "pg/replica1"] == 0).all()  # down: serves nothing
+    assert (tput.loc[30.0:60.0, "pg/replica2"] > 40).all()  # its twin takes all the reads
+    with pytest.raises(cs.ModelError, match=r"outages\[0\].component: unknown component or "
+                                            r"station 'pg/replica9'"):
+        one_flow([db], [cs.Read("pg")], outages=[cs.Outage("pg/replica9", 10, 50)])

@@ -139,8 +139,10 @@ class Network:
 
     # -- outages ------------------------------------------------------------------------------
     def _schedule_outage(self, outage) -> None:
-        comp = self.components[outage.component]
-        if outage.instance is not None:
+        comp = self.components.get(outage.component)
+        if comp is None:  # one station of a component
+            targets = [self.stations[outage.component]]
+        elif outage.instance is not None:
             targets = [self.stations[low.instance_names(comp)[outage.instance]]]
         elif isinstance(comp, MessageQueue):
             targets = [self.stations[n] for n in low.consumer_names(comp)]

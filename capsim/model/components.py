@@ -246,7 +246,11 @@ class MessageQueue(Component):
 @dataclass(frozen=True)
 class Outage:
     """``component`` (or one ``instance`` of it) serves nothing from ``start_s`` for
-    ``duration_s``: work in progress finishes, new work waits (or is shed by a full queue)."""
+    ``duration_s``: work in progress finishes, new work waits (or is shed by a full queue).
+
+    ``component`` may also name one station of a component (``"pg/shard0/replica1"``, as
+    ``System.stations()`` lists them): a failed replica's reads go to the others; a failed
+    primary's writes wait for it (no failover is modelled)."""
 
     component: str
     start_s: float

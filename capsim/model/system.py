@@ -81,11 +81,15 @@ class System:
                     comp.scan_factor()  # needs table_rows: fails here, not mid-run
         outages = _as_tuple_or_empty("outages", self.outages, Outage)
         object.__setattr__(self, "outages", outages)
+        station_names = {st.name for st in lowering.stations(self)} if outages else set()
         for i, o in enumerate(outages):
             comp = by_name.get(o.component)
+            if comp is None and o.component in station_names and o.instance is None:
+                continue  # one box of a component: "pg/shard0/replica1", "app[2]"
             if comp is None:
-                raise ModelError(f"System.outages[{i}].component: unknown component "
-                                 f"{o.component!r}; known: {', '.join(sorted(known))}")
+                raise ModelError(f"System.outages[{i}].component: unknown component or "
+                                 f"station {o.component!r}; components: "
+                                 f"{', '.join(sorted(known))}")
             if o.instance is not None and (not isinstance(comp, Service)
                                            or o.instance >= comp.instances):
                 raise ModelError(f"System.outages[{i}].instance: {comp.label} has no instance "
