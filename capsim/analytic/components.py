@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, special
 
-from capsim.model import CDN, Branch, Cache, Call, Database, MessageQueue, Publish, Read, Service
-from capsim.model import Write as WriteStep
+from capsim.model import CDN, Cache, Database, MessageQueue, Service
 from capsim.model import lowering as low
+from capsim.model.lowering import StepRates
 from capsim.model.popularity import che_hit_ratio, zipf_probabilities
 
 __all__ = [
@@ -45,44 +45,9 @@ __all__ = [
 # ------------------------------------------------------------------------------ step counts
 
 
-@dataclass(frozen=True)
-class StepRates:
-    """Mean steps per request: cache/CDN reads and cache writes per cache, publishes per queue."""
-
-    reads: dict[str, float] = field(default_factory=dict)
-    writes: dict[str, float] = field(default_factory=dict)
-    publishes: dict[str, float] = field(default_factory=dict)
-
-
 def step_rates(system, hit: dict[str, float]) -> StepRates:
-    """Walk every flow (weights, branches, misses at ratio ``1 - hit``) and count steps."""
-    out = StepRates()
-    by_name = {c.name: c for c in system.components}
-
-    def add(d: dict, key: str, w: float) -> None:
-        d[key] = d.get(key, 0.0) + w
-
-    def walk(steps, w: float) -> None:
-        for step in steps:
-            if isinstance(step, Branch):
-                for q, sub in step.options:
-                    walk(sub, w * q)
-            elif isinstance(step, Call):
-                walk(step.calls, w)
-            elif isinstance(step, Read):
-                c = by_name[step.component]
-                if isinstance(c, (Cache, CDN)):
-                    add(out.reads, c.name, w)
-                    walk(step.on_miss, w * (1.0 - hit[c.name]))
-            elif isinstance(step, WriteStep):
-                if isinstance(by_name[step.component], Cache):
-                    add(out.writes, step.component, w)
-            elif isinstance(step, Publish):
-                add(out.publishes, step.component, w)
-
-    for flow in system.flows:
-        walk(flow.steps, flow.weight)
-    return out
+    """The model's step counts with the twin's hit ratios (Che, TTL, invalidation)."""
+    return low.step_rates(system, lambda c: hit[c.name])
 
 
 # ------------------------------------------------------------------------------- hit ratios

@@ -11,7 +11,7 @@ ratio the caller supplies (the twin uses Che's approximation).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from capsim.dists import Distribution
 from capsim.errors import ModelError
@@ -157,25 +157,45 @@ def flow_routes(system, flow, hit_ratio: HitRatio = default_hit_ratio) -> tuple[
     return tuple(Route(flow.name, p, visits) for visits, p in merged.items())
 
 
-def publishes(system, flow) -> dict[str, float]:
-    """Mean messages published per request of ``flow``, per MessageQueue."""
-    counts: dict[str, float] = {}
+@dataclass(frozen=True)
+class StepRates:
+    """Mean steps per request: cache/CDN reads and cache writes per cache, publishes per queue."""
 
-    def walk(steps, weight: float) -> None:
+    reads: dict[str, float] = field(default_factory=dict)
+    writes: dict[str, float] = field(default_factory=dict)
+    publishes: dict[str, float] = field(default_factory=dict)
+
+
+def step_rates(system, hit_ratio: HitRatio = default_hit_ratio, flows=None) -> StepRates:
+    """Walk the flows (weighted; branches; misses at ``1 - hit_ratio``) and count the steps
+    that are not station visits of their own: cache reads and writes, publishes."""
+    out = StepRates()
+    by_name = {c.name: c for c in system.components}
+
+    def add(d: dict, key: str, w: float) -> None:
+        d[key] = d.get(key, 0.0) + w
+
+    def walk(steps, w: float) -> None:
         for step in steps:
             if isinstance(step, Branch):
                 for q, sub in step.options:
-                    walk(sub, weight * q)
-            elif isinstance(step, Publish):
-                counts[step.component] = counts.get(step.component, 0.0) + weight
+                    walk(sub, w * q)
             elif isinstance(step, Call):
-                walk(step.calls, weight)
-            elif isinstance(step, Read) and step.on_miss:
-                c = system.component(step.component)
-                walk(step.on_miss, weight * (1 - default_hit_ratio(c)))
+                walk(step.calls, w)
+            elif isinstance(step, Read):
+                c = by_name[step.component]
+                if isinstance(c, (Cache, CDN)):
+                    add(out.reads, c.name, w)
+                    walk(step.on_miss, w * (1.0 - hit_ratio(c)))
+            elif isinstance(step, Write):
+                if isinstance(by_name[step.component], Cache):
+                    add(out.writes, step.component, w)
+            elif isinstance(step, Publish):
+                add(out.publishes, step.component, w)
 
-    walk(flow.steps, 1.0)
-    return counts
+    for flow in system.flows if flows is None else flows:
+        walk(flow.steps, flow.weight)
+    return out
 
 
 def async_routes(system) -> tuple[Route, ...]:

@@ -141,11 +141,7 @@ class System:
 
     def publish_rates(self) -> dict[str, float]:
         """Messages per request sent to each MessageQueue."""
-        out: dict[str, float] = {}
-        for f in self.flows:
-            for q, n in lowering.publishes(self, f).items():
-                out[q] = out.get(q, 0.0) + f.weight * n
-        return out
+        return lowering.step_rates(self).publishes
 
     def visits(self, hit_ratio=lowering.default_hit_ratio) -> dict[str, float]:
         """Mean visits to each station per request, async consumers included (visit ratios)."""

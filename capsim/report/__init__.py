@@ -1,11 +1,10 @@
 """Reporting: the tables and figures that turn runs and formulas into answers.
 
 ``tables`` computes (analytic curves, simulated points with CIs, Little's-law checks);
-``plots`` draws them with matplotlib and returns the Axes; ``capacity`` draws the capacity
-picture (p99 and utilization against users).
+``plots`` draws them with matplotlib and returns the Axes; ``saturation`` draws sweeps
+(hockey stick, utilization against users); ``review`` writes the capacity-review report.
 """
 
-from capsim.report.capacity import plot_capacity
 from capsim.report.plots import (
     burst_headroom_plot,
     compare_curves,
@@ -29,7 +28,6 @@ __all__ = [
     "latency_vs_utilization",
     "littles_law_plot",
     "littles_law_table",
-    "plot_capacity",
     "replication_points",
     "shade_alarm",
     "station_curve",
