@@ -45,3 +45,35 @@ def test_autoscaler_validation():
     with pytest.raises(cs.ModelError, match=r"autoscalers\[0\].component: must name a Service"):
         cs.System([cs.Delay("d", E(1.0))], [cs.Flow("f", 1.0, [cs.Call("d")])],
                   autoscalers=[cs.Autoscaler("d")])
+
+
+@pytest.mark.parametrize(("policy", "seed", "holding"),
+                         [("random", 1, False), ("round_robin", 2, False), ("random", 3, True)])
+def test_scale_in_drains_the_stopped_instance(policy, seed, holding):
+    # single-worker instances at moderate load that rises and falls every 10 minutes: the
+    # scaler stops instances that still have requests queued; those must be served, not left
+    # waiting until the instance is started again (or for ever). With ``holding``, the worker
+    # stays with its request through a downstream call (0.1 s of worker time either way).
+    if holding:
+        app = cs.Service("app", 1, E(0.05), instances=8, balancing=policy)
+        steps = [cs.Call("app", calls=[cs.Call("db")])]
+        parts = [app, cs.Delay("db", E(0.05))]
+    else:
+        parts = [cs.Service("app", 1, E(0.1), instances=8, balancing=policy)]
+        steps = [cs.Call("app")]
+    system = cs.System(parts, [cs.Flow("f", 1.0, steps)],
+                       autoscalers=[cs.Autoscaler("app", target_utilization=0.7, min_instances=2,
+                                                  max_instances=8, interval_s=30,
+                                                  provision_s=30, cooldown_s=60)])
+    quiet_s = 5700  # no arrivals after this: every admitted request must be done by the end
+    profile = (cs.Diurnal(trough=0.3, peak_hour=12, period_s=600)
+               * cs.Piecewise((0, quiet_s - 1, quiet_s), (1, 1, 0)))
+    run = cs.simulate(system, cs.OpenWorkload(1, 30.0, profile=profile), 6000, seed=seed,
+                      sample_interval_s=30)
+    hist = run.instances()
+    assert (hist["instances"].diff() < 0).sum() >= 10  # it scaled in, many times
+    assert sum(s.present_at_end for s in run.stations) == 0
+    # 0.1 s of work each; queueing while instances boot costs seconds, not minutes
+    assert run.requests()["latency_s"].max() < 60
+    apps = [s for s in run.stations if s.name.startswith("app")]
+    assert sum(s.arrivals for s in apps) == sum(s.completions for s in apps) == len(run.requests())

@@ -54,6 +54,9 @@ class Network:
                           for c in system.components if isinstance(c, Database)}
         for outage in system.outages:
             self._schedule_outage(outage)
+        # instances an autoscaler is stopping: balancers send them nothing new, and they
+        # finish what they were given (in service or queued) before they stop
+        self.draining: set[Station] = set()
         self.scalers = [_Scaler(self, a) for a in system.autoscalers]
 
     def __getitem__(self, name: str) -> Station:
@@ -112,7 +115,8 @@ class Network:
         policy = comp.balancing if isinstance(comp, Service) else "round_robin"
         if len(stations) == 1 and not holding:
             return stations[0].arrive
-        return _Pick(stations, policy, stream(self.root, f"balance:{where}"), hold=holding)
+        return _Pick(stations, policy, stream(self.root, f"balance:{where}"), hold=holding,
+                     closed=self.draining)
 
     def read(self, step, where: str):
         """(visit step, decision step or None) for a Read."""
@@ -166,20 +170,22 @@ class _Pick:
     """Choose one of several stations (instances, replicas, consumers) and send the request.
 
     Policies: round_robin, random (optionally weighted), least_connections (fewest present),
-    power_of_two (the less loaded of two random picks). Stations in an outage are skipped
-    while any other is up, as a load balancer's health check would.
+    power_of_two (the less loaded of two distinct random picks). Stations in an outage, or
+    in ``closed`` (being scaled in), are skipped while any other is up, as a load balancer's
+    health check or deregistration would.
     """
 
-    __slots__ = ("stations", "policy", "choices", "hold", "count", "spill", "single")
+    __slots__ = ("stations", "policy", "choices", "others", "hold", "count", "spill", "single",
+                 "closed")
 
     def __init__(self, stations: list[Station], policy: str, rng, weights=None,
-                 hold: bool = False) -> None:
-        self.stations, self.policy, self.hold = stations, policy, hold
+                 hold: bool = False, closed: set[Station] | frozenset = frozenset()) -> None:
+        self.stations, self.policy, self.hold, self.closed = stations, policy, hold, closed
         n = len(stations)
-        if policy == "power_of_two" and n > 1:
-            self.choices = Choices(np.ones(n), rng)
-        else:
-            self.choices = Choices(weights if weights is not None else np.ones(n), rng)
+        self.choices = Choices(weights if weights is not None else np.ones(n), rng)
+        # power_of_two's second pick: one of the n - 1 others, from a stream of its own
+        self.others = (Choices(np.ones(n - 1), rng.spawn(1)[0])
+                       if policy == "power_of_two" and n > 1 else None)
         self.count = self.spill = 0
         self.single = n == 1
 
@@ -198,13 +204,20 @@ class _Pick:
             st = min(stations[k:] + stations[:k], key=_load)
         else:
             c = self.choices
-            st = stations[(c.buf or c.refill()).pop()]
+            a = (c.buf or c.refill()).pop()
+            st = stations[a]
             if policy == "power_of_two":
-                other = stations[(c.buf or c.refill()).pop()]
+                # drawn among the n - 1 others and shifted past the first: never the same one
+                c = self.others
+                b = (c.buf or c.refill()).pop()
+                if b >= a:
+                    b += 1
+                other = stations[b]
                 if other.n < st.n:
                     st = other
-        if st.servers == 0:
-            up = [s for s in stations if s.servers > 0]
+        closed = self.closed
+        if st.servers == 0 or st in closed:
+            up = [s for s in stations if s.servers > 0 and s not in closed]
             if up:  # spread the failed one's share evenly over the live ones
                 self.spill += 1
                 k = self.spill % len(up)
@@ -246,11 +259,17 @@ class Release:
 
 
 class _Scaler:
-    """Target-tracking autoscaling of one Service's instances (see ``model.Autoscaler``)."""
+    """Target-tracking autoscaling of one Service's instances (see ``model.Autoscaler``).
+
+    Scale-in drains: a stopped instance leaves the balancers at once but keeps its workers
+    until it has finished every request it was given, queued ones included (a load balancer's
+    connection draining), so no request is stranded in a stopped instance's queue.
+    """
 
     def __init__(self, net: Network, spec) -> None:
         self.env, self.spec = net.env, spec
         self.pool = [net.stations[n] for n in low.instance_names(net.components[spec.component])]
+        self.draining = net.draining
         self.servers = self.pool[0].servers
         for st in self.pool[spec.min_instances:]:
             st.servers = 0  # stopped until the scaler starts it
@@ -261,16 +280,19 @@ class _Scaler:
         self.env.timeout(spec.interval_s).callbacks.append(self.check)
 
     def serving(self) -> list[Station]:
-        return [st for st in self.pool if st.servers > 0]
+        return [st for st in self.pool if st.servers > 0 and st not in self.draining]
 
     def check(self, _event) -> None:
         now = self.env.now
         spec = self.spec
+        for st in self.pool:
+            if st in self.draining and st.n == 0:
+                self._stopped(st)
         util, n = 0.0, 0
         for k, st in enumerate(self.pool):
             st._integrate(now)
             area0, t0 = self.busy_seen[k]
-            if st.servers > 0 and now > t0:
+            if st.servers > 0 and st not in self.draining and now > t0:
                 util += (st.area_busy - area0) / (self.servers * (now - t0))
                 n += 1
             self.busy_seen[k] = (st.area_busy, now)
@@ -286,7 +308,10 @@ class _Scaler:
         self.env.timeout(spec.interval_s).callbacks.append(self.check)
 
     def _start(self, count: int) -> None:
-        stopped = [st for st in self.pool if st.servers == 0][:count]
+        stopped = [st for st in self.pool
+                   if st.servers == 0 and st not in self.draining][:count]
+        if not stopped:  # the whole pool is up or still draining: try again next time
+            return
         self.running += len(stopped)
         self.last_change = self.env.now
         self.history.append((self.env.now, self.running, len(self.serving())))
@@ -299,11 +324,19 @@ class _Scaler:
         self.env.timeout(self.spec.provision_s).callbacks.append(boot)
 
     def _stop(self, count: int) -> None:
-        for st in [st for st in self.pool if st.servers > 0][-count:]:
-            st.set_servers(0)  # in-flight work finishes; the balancer sends no more
+        """Take ``count`` instances out of the balancers; each stops once it is empty."""
+        for st in self.serving()[-count:]:
+            self.draining.add(st)
+            if st.n == 0:
+                self._stopped(st)
         self.running -= count
         self.last_change = self.env.now
         self.history.append((self.env.now, self.running, len(self.serving())))
+
+    def _stopped(self, st: Station) -> None:
+        """A draining instance is empty (seen at an evaluation, or at once): it stops."""
+        self.draining.discard(st)
+        st.set_servers(0)
 
 
 class _Timer:
