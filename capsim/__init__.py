@@ -14,7 +14,7 @@ from capsim.dists import (
     LogNormal,
 )
 from capsim.engine import Network, RunResult, simulate
-from capsim.errors import ModelError
+from capsim.errors import ModelError, RunLengthWarning
 from capsim.experiment import (
     Budget,
     Replications,
@@ -87,6 +87,7 @@ __all__ = [
     "HyperExponential",
     "LogNormal",
     "ModelError",
+    "RunLengthWarning",
     "Network",
     "Replications",
     "ResultStore",

@@ -12,6 +12,7 @@ import json
 import math
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,27 +32,39 @@ EPILOG = {
 _UNITS = {"ms": 1e-3, "us": 1e-6, "s": 1.0, "%": 0.01, "": 1.0}
 _ALIASES = {"p99": "p99_s", "p95": "p95_s", "mean": "mean_s", "errors": "error_rate",
             "error_rate": "error_rate", "utilization": "utilization", "p99_s": "p99_s",
-            "p95_s": "p95_s", "mean_s": "mean_s"}
+            "p95_s": "p95_s", "mean_s": "mean_s", "async_p99": "async_p99_s",
+            "async_p99_s": "async_p99_s"}
+_BACKLOG = {"allow": True, "ok": True, "yes": True, "true": True, "fail": False, "no": False,
+            "false": False}
 
 
 class UsageError(ValueError):
     """A bad argument: exit code 2 with the message."""
 
 
-def parse_budget(text: str):
-    """``p99=200ms,errors=1%`` -> Budget(p99_s=0.2, error_rate=0.01)."""
+def parse_budget(text: str, bound: str | None = None):
+    """``p99=200ms,errors=1%`` -> Budget(p99_s=0.2, error_rate=0.01).
+
+    Also ``async_p99=5s`` (each message queue's publish-to-processed p99) and
+    ``backlog=allow`` (accept a consumer group that cannot keep up); ``bound`` is the
+    ``--bound`` flag ("upper" or "mean")."""
     from capsim.experiment.saturation import Budget
 
-    limits = {}
+    limits: dict = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
+        flag = re.fullmatch(r"(backlog|allow_backlog)\s*=\s*([a-z]+)", part)
+        if flag and flag.group(2) in _BACKLOG:
+            limits["allow_backlog"] = _BACKLOG[flag.group(2)]
+            continue
         m = re.fullmatch(r"([a-z_0-9]+)\s*[=<]=?\s*([0-9.eE+-]+)\s*(ms|us|s|%)?", part)
         if not m or m.group(1) not in _ALIASES:
             raise UsageError(f"--budget: cannot read {part!r}; write e.g. p99=200ms, "
-                             f"mean=50ms, errors=1%, utilization=80%")
+                             f"mean=50ms, errors=1%, utilization=80%, async_p99=5s, "
+                             f"backlog=allow")
         limits[_ALIASES[m.group(1)]] = float(m.group(2)) * _UNITS[m.group(3) or ""]
-    if not limits:
+    if not set(limits) - {"allow_backlog"}:
         raise UsageError("--budget: give at least one limit, e.g. p99=200ms")
-    return Budget(**limits)
+    return Budget(**limits, **({"bound": bound} if bound else {}))
 
 
 def parse_users(text: str) -> list[float]:
@@ -84,11 +97,13 @@ def _load(args):
 
 
 def _budget(args, scenario):
+    """``--budget`` (or the scenario's), judged on ``--bound`` when given."""
+    bound = getattr(args, "bound", None)
     if getattr(args, "budget", None):
-        return parse_budget(args.budget)
+        return parse_budget(args.budget, bound)
     if scenario.budget is None:
         raise UsageError("--budget: the scenario has no budget; give one, e.g. p99=200ms")
-    return scenario.budget
+    return replace(scenario.budget, bound=bound) if bound else scenario.budget
 
 
 def _users(workload, users):
@@ -127,7 +142,7 @@ def cmd_sweep(args) -> int:
         print(json.dumps({"p99": _records(p99)}, indent=2))
     else:
         print(p99[["users", "mean", "ci_low", "ci_high", "stable"]].to_string(index=False))
-        budget = sc.budget if not args.budget else parse_budget(args.budget)
+        budget = _budget(args, sc) if args.budget or sc.budget is not None else None
         if budget is not None:
             print(res.saturation(budget))
     return 0
@@ -142,10 +157,13 @@ def cmd_saturation(args) -> int:
                                or sc.run.duration_s, replications=sc.run.replications,
                                seed=sc.run.seed, store=args.store)
     if args.json:
-        print(json.dumps({"users": found.users, "users_low": found.users_low,
-                          "users_high": found.users_high, "twin_guess": found.twin_guess,
-                          "bottleneck": found.bottleneck,
-                          "simulated_requests": found.simulated_requests}, indent=2))
+        print(json.dumps({"status": found.status, "users": _finite(found.users),
+                          "users_low": _finite(found.users_low),
+                          "users_high": _finite(found.users_high),
+                          "twin_guess": _finite(found.twin_guess),
+                          "bottleneck": found.bottleneck, "bound": budget.bound,
+                          "simulated_requests": found.simulated_requests,
+                          "summary": str(found)}, indent=2))
     else:
         print(found)
     return 0
@@ -167,6 +185,7 @@ def cmd_review(args) -> int:
         print(json.dumps({**review.summary(), "report": str(paths["html"])}, indent=2))
     else:
         print(f"{'PASS' if review.passed else 'FAIL'}: {review.saturation}")
+        print(f"judged on {review.saturation.judged_on} (--bound {budget.bound})")
         print(review.checks.to_string(index=False))
         print(review.recommendation)
         print(f"report: {paths['html']} and {paths['markdown']}")
@@ -220,6 +239,11 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def _finite(x):
+    """JSON has no inf or NaN: null instead."""
+    return float(x) if math.isfinite(x) else None
+
+
 def _records(df) -> list[dict]:
     out = []
     for row in df.to_dict("records"):
@@ -243,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("sweep", "saturation", "review"):
             p.add_argument("--store", default="results",
                            help="result store directory (finished runs are reused)")
+            p.add_argument("--bound", choices=("upper", "mean"),
+                           help="judge the budget on the upper confidence bound (the "
+                                "default) or on the mean")
         return p
 
     p = add("run", cmd_run, "Simulate the scenario once and print latency and components.")
@@ -250,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sweep", cmd_sweep, "Sweep users and print p99 with confidence intervals.")
     p.add_argument("--users", required=True, help="A..B, A..B:STEP or a list")
     p.add_argument("--replications", type=int)
-    p.add_argument("--budget", help="e.g. p99=200ms,errors=1%%")
+    p.add_argument("--budget", help="e.g. p99=200ms,errors=1%%,async_p99=5s,backlog=allow")
     p = add("saturation", cmd_saturation, "Find the users at which the budget breaks.")
     p.add_argument("--budget", help="e.g. p99=200ms (default: the scenario's)")
     p = add("compare", cmd_compare, "Vertical vs horizontal options for one component: "
@@ -263,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headroom", default="2x", help="peak factor to check (2x)")
     p.add_argument("--catalogue", help="instance catalogue CSV (default: data/instances.csv)")
     p = add("review", cmd_review, "Capacity review report; exits 1 when the budget fails.")
-    p.add_argument("--budget", help="e.g. p99=200ms (default: the scenario's)")
+    p.add_argument("--budget", help="e.g. p99=200ms, or p99=200ms,async_p99=5s,backlog=allow "
+                   "(default: the scenario's)")
     p.add_argument("--peak-users", type=float, help="today's peak (default: the scenario's)")
     p.add_argument("--headroom", default="2x", help="load factor that must hold (2x)")
     p.add_argument("--points", type=int, default=10, help="user counts in the sweep")

@@ -15,6 +15,11 @@ class ModelError(ValueError):
     """A model, workload or distribution was given a value it cannot hold."""
 
 
+class RunLengthWarning(UserWarning):
+    """A run is too short for what it reports: near saturation a tail estimate needs many
+    relaxation times of the slowest queue (see ``capsim.engine.stability``)."""
+
+
 def fail(owner: str, field: str, expected: str, value: Any) -> ModelError:
     """Build the house-style error: ``Service('web').servers: must be >= 1, got 0``."""
     return ModelError(f"{owner}.{field}: {expected}, got {value!r}")

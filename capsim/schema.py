@@ -14,8 +14,12 @@ LATENCY_COLUMNS = [
     "p99_s",
     "errors",  # requests dropped (full queue) in the window
     "error_rate",
+    "censored",  # requests still in flight when the run ended (NaN from the twin)
     "stable",
+    "adequate",  # the run is long enough for its finite estimates (NaN from the twin)
 ]
+
+SIMULATION_ONLY = ("censored", "adequate", "instability")
 
 COMPONENT_COLUMNS = [
     "component",
@@ -29,6 +33,7 @@ COMPONENT_COLUMNS = [
     "mean_response_s",  # wait + service per visit
     "drops",
     "stable",
+    "instability",  # why it has no steady state: "" or e.g. "offered load 1.42 >= 1 (model)"
 ]
 
 ALL_FLOWS = "all"  # the flow name of the row that pools every flow

@@ -17,6 +17,11 @@ def test_parse_budget_and_users():
                                                                      utilization=0.8)
     with pytest.raises(UsageError, match="cannot read 'p42=1'"):
         parse_budget("p42=1")
+    assert parse_budget("p99=200ms,async_p99=5s") == cs.Budget(p99_s=0.2, async_p99_s=5.0)
+    assert parse_budget("p99=200ms, backlog=allow") == cs.Budget(p99_s=0.2, allow_backlog=True)
+    assert parse_budget("p99=200ms", bound="mean").bound == "mean"
+    with pytest.raises(UsageError, match="at least one limit"):
+        parse_budget("backlog=allow")
     assert parse_users("1000..2000:500") == [1000, 1500, 2000]
     assert len(parse_users("10..100")) == 10 and parse_users("5,7") == [5, 7]
     with pytest.raises(UsageError, match="the range must grow"):
@@ -44,13 +49,21 @@ def test_review_exit_code_follows_the_budget(tmp_path, capsys):
     base = ["review", MM1, "--duration", "60", "--replications", "2", "--points", "4",
             "--store", str(tmp_path / "store"), "--json"]
     # M/M/1 at 80 req/s, 10 ms: p99 ~ 0.23 s at peak; at 1.1x peak ~ 0.38 s
-    assert main([*base, "--budget", "p99=2s", "--headroom", "1.1x",
+    assert main([*base, "--budget", "p99=2s", "--headroom", "1.1x", "--bound", "mean",
                  "--out", str(tmp_path / "ok")]) == 0
     ok = json.loads(capsys.readouterr().out)
     assert ok["passed"] and Path(ok["report"]).exists()
-    assert (tmp_path / "ok" / "report.md").read_text().startswith("# Capacity review")
+    assert ok["bound"] == "mean" and ok["judged_on"] == "the mean"
+    report = (tmp_path / "ok" / "report.md").read_text()
+    assert report.startswith("# Capacity review") and "judged on the mean" in report
     assert main([*base, "--budget", "p99=100ms", "--out", str(tmp_path / "bad")]) == 1
-    assert not json.loads(capsys.readouterr().out)["passed"]
+    bad = json.loads(capsys.readouterr().out)
+    assert not bad["passed"] and bad["bound"] == "upper"
+    assert bad["judged_on"] == "the upper 95% bound"
+    assert "judged on the upper 95% bound" in (tmp_path / "bad" / "report.html").read_text()
+    # the text output says it too (the same store: nothing is simulated again)
+    assert main([*base[:-1], "--budget", "p99=100ms", "--out", str(tmp_path / "bad")]) == 1
+    assert "judged on the upper 95% bound (--bound upper)" in capsys.readouterr().out
 
 
 def test_bad_scenarios_and_arguments_exit_2(tmp_path, capsys):
@@ -60,6 +73,9 @@ def test_bad_scenarios_and_arguments_exit_2(tmp_path, capsys):
     assert "components[0].servers (line 8): must be >= 1, got 0" in capsys.readouterr().err
     assert main(["review", MM1, "--budget", "p99=fast"]) == 2
     assert "--budget: cannot read" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["review", MM1, "--bound", "median"])
+    assert "invalid choice: 'median'" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
 
 

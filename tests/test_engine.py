@@ -87,7 +87,7 @@ def test_overload_is_reported_unstable_never_as_a_finite_mean():
     assert not lat["stable"] and np.isinf(lat["mean_s"]) and np.isinf(lat["p99_s"])
     assert comp["offered_load"] == pytest.approx(1.25)
     assert np.isinf(comp["mean_queue_length"])
-    assert "UNSTABLE" in run.summary() and "s offered load 1.25" in run.summary()
+    assert "UNSTABLE" in run.summary() and "s: offered load 1.25" in run.summary()
     observed = run.latency(observed=True).iloc[0]
     assert np.isfinite(observed["mean_s"]) and not observed["stable"]
     # exactly at capacity is unstable too (rho = 1 has no steady state)

@@ -116,3 +116,15 @@ def test_axes_are_reused_when_given(small_sweep):
     assert report.hockey_stick(small_sweep, BUDGET, ax=a) is a
     assert report.utilization_vs_users(small_sweep, ax=b) is b
     assert len(fig.axes) == 2
+
+
+def test_hockey_stick_says_when_there_is_no_ci():
+    system = cs.System([cs.Service("app", 4, E(0.02)), cs.Service("db", 1, E(0.01))],
+                       [cs.Flow("f", 1.0, [cs.Call("app"), cs.Call("db")])])
+    loads = cs.growth(cs.OpenWorkload(users=500, requests_per_user_s=RATE), users=USERS)
+    one = cs.sweep(system, loads, replications=1, seed=3, duration_s=60, warmup_s=5,
+                   processes=1, store=None, progress=False)
+    sat = one.saturation(BUDGET)
+    assert 500 < sat.users < 1800
+    label = _line(report.hockey_stick(one, BUDGET, sat), "budget breaks").get_label()
+    assert "no CI from one replication" in label and "95% CI" not in label

@@ -48,6 +48,7 @@ def test_adaptive_search_brackets_the_exact_answer():
     assert ev.loc[ev["users"] == found.users_low, "breaks"].eq(False).all()
     assert ev.loc[ev["users"] == found.users_high, "breaks"].all()
     assert found.simulated_requests > 0 and found.bottleneck == "api"
+    assert found.status == "bracketed" and len(ev) <= 20  # max_points
 
 
 def test_grid_sweep_saturation_ci_covers_the_exact_answer():
@@ -67,7 +68,9 @@ def test_saturation_when_the_budget_always_holds_or_never_does():
     holds = result.saturation(cs.Budget(p99_s=10.0))
     assert math.isinf(holds.users) and "holds at every point" in str(holds)
     never = result.saturation(cs.Budget(p99_s=0.001))
-    assert never.users == 0.0 and "already broken" in str(never)
+    assert never.users == 0.0 and never.gate_users == 0.0
+    # the first grid point's users, not an end of the CI
+    assert "already broken at the first point swept (200 users)" in str(never)
 
 
 def test_utilization_budget_uses_the_busiest_component():

@@ -24,12 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
-from capsim.model import CDN, Cache, Database, MessageQueue, Service
+from capsim.model import Database, MessageQueue, Service
 from capsim.model import lowering as low
-from capsim.model.lowering import StepRates
-from capsim.model.popularity import che_hit_ratio, zipf_probabilities
+from capsim.model.lowering import StepRates, hit_ratios
+from capsim.model.popularity import lru_hit_ratio
 
 __all__ = [
     "Retention",
@@ -51,67 +51,6 @@ def step_rates(system, hit: dict[str, float]) -> StepRates:
 
 
 # ------------------------------------------------------------------------------- hit ratios
-
-
-def lru_hit_ratio(keys: int, s: float, capacity: int, ttl_requests: float | None = None,
-                  writes_per_read: float = 0.0) -> float:
-    """Hit ratio of an LRU of ``capacity`` over Zipf(``s``) keys, with a TTL counted from
-    insertion (``ttl_requests`` = TTL x read rate) and invalidating writes (per read).
-
-    Che's approximation when neither is given (``popularity.che_hit_ratio``); otherwise the
-    per-key lifetime model of this module's docstring (an approximation, checked against
-    the engine's LRU in the tests).
-    """
-    if ttl_requests is None and writes_per_read <= 0:
-        return che_hit_ratio(keys, s, capacity)
-    p = zipf_probabilities(keys, s)
-
-    def per_key(t: float) -> np.ndarray:
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            lru = p / np.expm1(p * t) if math.isfinite(t) else np.zeros_like(p)
-            kill = lru + p * writes_per_read  # rate at which a stay ends, per request
-            safe = np.where(kill > 0, kill, 1.0)
-            if ttl_requests is None:
-                stay = np.where(kill > 0, 1.0 / safe, np.inf)
-            else:
-                stay = np.where(kill > 0, -np.expm1(-ttl_requests * kill) / safe, ttl_requests)
-            n = p * stay  # hits per stay
-            return np.where(np.isinf(n), 1.0, n / (1.0 + n))
-
-    if capacity >= keys or np.sum(per_key(math.inf)) <= capacity:
-        t = math.inf
-    else:
-        t = optimize.brentq(lambda t: np.sum(per_key(t)) - capacity, 1e-12, 1e15, xtol=1e-12,
-                            rtol=1e-12)
-    return float(np.sum(p * per_key(t)))
-
-
-def _needs_rate(c) -> bool:
-    return isinstance(c, Cache) and c.dynamic and (c.ttl_s is not None or c.invalidate_on_write)
-
-
-def hit_ratios(system, arrival_rate_per_s: float) -> dict[str, float]:
-    """Hit ratio of every Cache and CDN at ``arrival_rate_per_s`` requests per second."""
-    caches = [c for c in system.components if isinstance(c, (Cache, CDN))]
-    hit = {c.name: low.default_hit_ratio(c) for c in caches}
-    moving = [c for c in caches if _needs_rate(c)]
-    for _ in range(200):
-        if not moving:
-            break
-        rates = step_rates(system, hit)
-        change = 0.0
-        for c in moving:
-            reads = rates.reads.get(c.name, 0.0)
-            if reads <= 0:
-                continue
-            writes = rates.writes.get(c.name, 0.0) if c.invalidate_on_write else 0.0
-            ttl = None if c.ttl_s is None else c.ttl_s * arrival_rate_per_s * reads
-            h = lru_hit_ratio(c.keys, c.zipf_s, c.capacity_keys, ttl, writes / reads)
-            change = max(change, abs(h - hit[c.name]))
-            hit[c.name] = h
-        if change < 1e-12:
-            break
-    return hit
 
 
 # ------------------------------------------------------------------------------- balancing

@@ -72,7 +72,12 @@ from capsim.model import (
 )
 from capsim.model import lowering as low
 from capsim.model.flows import _walk
-from capsim.schema import ALL_FLOWS, COMPONENT_COLUMNS, LATENCY_COLUMNS
+from capsim.model.workload import PEAK_WINDOW_S
+from capsim.schema import ALL_FLOWS, COMPONENT_COLUMNS, LATENCY_COLUMNS, SIMULATION_ONLY
+
+# the twin's rows: the shared columns less what only a run can know
+_TWIN_LATENCY = [c for c in LATENCY_COLUMNS if c not in SIMULATION_ONLY]
+_TWIN_COMPONENTS = [c for c in COMPONENT_COLUMNS if c not in SIMULATION_ONLY]
 
 __all__ = ["AnalyticResult", "solve"]
 
@@ -109,13 +114,16 @@ class AnalyticResult:
         """Per flow, then one ``"<queue> (async)"`` row per MessageQueue, then ``ALL_FLOWS``
         (the request flows pooled) when there are several flows: schema.LATENCY_COLUMNS,
         count = NaN."""
-        df = pd.DataFrame(list(self.latency_rows), columns=LATENCY_COLUMNS)
-        return df.astype({"stable": bool})
+        df = pd.DataFrame(list(self.latency_rows), columns=_TWIN_LATENCY)
+        return df.astype({"stable": bool}).reindex(columns=LATENCY_COLUMNS)
 
     def components(self) -> pd.DataFrame:
-        """Per component: schema.COMPONENT_COLUMNS."""
-        df = pd.DataFrame(list(self.component_rows), columns=COMPONENT_COLUMNS)
+        """Per component: schema.COMPONENT_COLUMNS (``instability`` from the offered load)."""
+        df = pd.DataFrame(list(self.component_rows), columns=_TWIN_COMPONENTS)
         df = df.astype({"stable": bool})
+        df["instability"] = [
+            "" if ok else f"offered load {rho:.2f} >= 1 (twin)"
+            for ok, rho in zip(df["stable"], df["offered_load"], strict=True)]
         if np.isfinite(df["servers"]).all():  # a delay has servers = inf, as in the engine
             df = df.astype({"servers": int})
         return df
@@ -567,7 +575,7 @@ def _callers(routes, stations) -> dict[str, float]:
 
 
 def _solve_open(system, workload, stations, duration_s) -> AnalyticResult:
-    lam = workload.arrival_rate_per_s
+    lam = workload.judged_rate_per_s(duration_s)  # a profile: its busiest five minutes
     ca0 = workload.interarrival.scv
     hit = comp.hit_ratios(system, lam)
 
@@ -801,7 +809,8 @@ def _component_notes(system, workload, stations, states, hit, routes) -> list[st
                      ", ".join(f"{o.component} at {o.start_s:g} s for {o.duration_s:g} s"
                                for o in system.outages) + ")")
     if getattr(workload, "profile", None) is not None:
-        notes.append("time-varying profile ignored: solved at the base arrival rate")
+        notes.append(f"time-varying profile: solved at its busiest {PEAK_WINDOW_S:g} s "
+                     "(the rate the simulation judges stability at), not at the base rate")
     scalers = getattr(system, "autoscalers", ())
     if scalers:
         notes.append("autoscalers are not modelled: solved with every instance of the pool "

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
+from capsim.engine import stability
 from capsim.engine.station import COUNTERS
+from capsim.errors import RunLengthWarning
 from capsim.schema import ALL_FLOWS, COMPONENT_COLUMNS, LATENCY_COLUMNS
 
 QUANTILES = (50, 95, 99)
@@ -31,11 +36,14 @@ class StationStats:
     drops: int
     present_at_end: int
     finite_queue: bool = False
+    instability: str = ""  # why it has no steady state ("" when it has one)
+    relaxation_s: float = 0.0  # how slowly it forgets its past (see engine.stability)
 
     @property
     def saturated(self) -> bool:
-        """Offered at least as much work as it can do (a finite queue then sheds the rest)."""
-        return self.offered_load >= 1.0
+        """Offered at least as much work as it can do, by the model or by what the run saw
+        (a finite queue then sheds the rest)."""
+        return self.offered_load >= 1.0 or bool(self.instability)
 
     @property
     def stable(self) -> bool:
@@ -68,10 +76,14 @@ class RunResult:
     station_names: tuple[str, ...]
     station_servers: tuple[int, ...]
     offered_loads: tuple[float, ...]  # from the model (NaN for closed workloads)
-    finite_queues: tuple[bool, ...]  # sheds load (a finite queue, or retention): never unstable
+    # sheds load (a finite queue, retention) or is bounded (a closed loop): never unstable
+    finite_queues: tuple[bool, ...]
     sample_times_s: np.ndarray  # (K,) from 0 to duration_s, warm-up boundary included
     samples: np.ndarray  # (K, stations, len(COUNTERS)) cumulative counters at those times
     station_components: tuple[str, ...] = ()  # the component each station belongs to
+    station_work_s: tuple[float, ...] = ()  # model: mean busy time per visit (NaN: unknown)
+    station_scv: tuple[float, ...] = ()  # squared cv of each station's service time
+    flow_arrivals: tuple[int, ...] = ()  # requests each (request) flow started in the run
     async_flows: int = 0  # the last flows are message queues' consumers (not requests)
     cache_names: tuple[str, ...] = ()
     database_names: tuple[str, ...] = ()
@@ -103,23 +115,64 @@ class RunResult:
         times = self.sample_times_s
         i0 = int(np.searchsorted(times, t0 - 1e-9))
         i1 = int(np.searchsorted(times, t1 - 1e-9))
+        im = min(int(np.searchsorted(times, 0.5 * (times[i0] + times[i1]) - 1e-9)), i1 - 1)
         delta = self.samples[i1] - self.samples[i0]
+        late = self.samples[i1] - self.samples[im]
         span = float(times[i1] - times[i0])
+        late_span = float(times[i1] - times[im])
+        area = COUNTERS.index("area_in_system")
+        busy = COUNTERS.index("area_busy")
+        present = (np.diff(self.samples[i0:i1 + 1, :, area], axis=0)
+                   / np.diff(times[i0:i1 + 1])[:, None])
+        ends = times[i0 + 1:i1 + 1]
         out = []
         for k, name in enumerate(self.station_names):
             d = dict(zip(COUNTERS, delta[k], strict=True))
+            servers = self.station_servers[k]
+            work = self.station_work_s[k] if self.station_work_s else math.nan
+            scv = self.station_scv[k] if self.station_scv else 1.0
+            measured = d["area_busy"] / d["completions"] if d["completions"] else math.nan
+            per_visit = np.nanmax([work, measured]) if np.isfinite([work, measured]).any() \
+                else math.nan
+            reason = ""
+            if self.finite_queues[k] or not math.isfinite(servers):
+                pass
+            elif self.offered_loads[k] >= 1.0:
+                reason = f"offered load {self.offered_loads[k]:.2f} >= 1 (model)"
+            elif (rho := stability.measured_overload(d["arrivals"], per_visit, servers, span,
+                                                     scv)) is not None:
+                reason = f"arrivals need {rho:.2f}x its capacity (measured)"
+            elif span < stability.JUDGE_RELAXATIONS * stability.relaxation_time_s(
+                    self.offered_loads[k], servers, work, scv):
+                pass  # too short to tell a slow excursion from divergence
+            elif (rate := stability.growth(ends, present[:, k],
+                                           late[k, busy] / (servers * late_span),
+                                           d["arrivals"], d["completions"], scv)) is not None:
+                reason = f"diverging: never idle, present grows {rate:.3g}/s"
+            utilization = d["area_busy"] / (servers * span) if math.isfinite(servers) else 0.0
+            if self.finite_queues[k]:
+                relax = stability.autocorrelation_time_s(present[:, k], span / len(present))
+            else:
+                model = self.offered_loads[k]
+                # the model's load is exact where it holds (no noise from this run's
+                # utilization, to which the formula is steep near 1); the run's where the
+                # model misses work (held workers, retries)
+                rho = model if 0 < model < 1 and abs(utilization - model) <= 0.1 * model \
+                    else utilization
+                relax = stability.relaxation_time_s(rho, servers, per_visit, scv)
             out.append(StationStats(
-                name=name, servers=self.station_servers[k], offered_load=self.offered_loads[k],
+                name=name, servers=servers, offered_load=self.offered_loads[k],
                 window_s=span, area_in_system=d["area_in_system"], area_busy=d["area_busy"],
                 wait_sum_s=d["wait_sum_s"], sojourn_sum_s=d["sojourn_sum_s"],
                 arrivals=int(d["arrivals"]), started=int(d["started"]),
                 completions=int(d["completions"]), drops=int(d["drops"]),
                 present_at_end=int(self.samples[i1, k, COUNTERS.index("present")]),
-                finite_queue=self.finite_queues[k],
+                finite_queue=self.finite_queues[k], instability=reason,
+                relaxation_s=relax,
             ))
         return tuple(out)
 
-    @property
+    @cached_property
     def stations(self) -> tuple[StationStats, ...]:
         """Per-station statistics over the measured window ``[warmup_s, duration_s]``."""
         return self._window(self.warmup_s, self.duration_s)
@@ -142,6 +195,39 @@ class RunResult:
                 ok[self.route_flow[r]] = False
         return ok
 
+    def relaxation_s(self) -> np.ndarray:
+        """Per flow: the relaxation time of the slowest station it visits (seconds)."""
+        owner = dict(zip(self.station_names, self.station_components, strict=False))
+        slowest: dict[str, float] = {}
+        for st in self.stations:
+            comp = owner.get(st.name, st.name)
+            slowest[comp] = max(slowest.get(comp, 0.0), st.relaxation_s)
+        out = np.zeros(len(self.flows))
+        for r, comps in enumerate(self.route_components):
+            f = self.route_flow[r]
+            out[f] = max([out[f]] + [slowest.get(c, 0.0) for c in comps])
+        return out
+
+    def _censored(self) -> np.ndarray:
+        """Per flow: requests still in flight when the run ended (no latency recorded).
+
+        Request flows: started minus finished minus failed, over the whole run; message
+        queues: the messages still waiting or in service at the end."""
+        n = len(self.flows)
+        out = np.zeros(n, dtype=np.int64)
+        n_sync = n - self.async_flows
+        if self.flow_arrivals:
+            done = np.bincount(np.asarray(self.route_flow)[self.route], minlength=n)
+            failed = np.bincount(np.asarray(self.route_flow)[self.drop_route], minlength=n)
+            out[:n_sync] = np.asarray(self.flow_arrivals[:n_sync]) - done[:n_sync] \
+                - failed[:n_sync]
+        present = self.samples[-1, :, COUNTERS.index("present")]
+        for f in range(n_sync, n):
+            queues = set(self.route_components[f])
+            out[f] = int(sum(p for p, c in zip(present, self.station_components, strict=False)
+                             if c in queues))
+        return out
+
     # -- tables -----------------------------------------------------------------------------
     def requests(self) -> pd.DataFrame:
         """One row per request finished in the window: flow, arrival_s, latency_s."""
@@ -156,25 +242,38 @@ class RunResult:
         )
 
     def latency(self, observed: bool = False) -> pd.DataFrame:
-        """Per flow: count, throughput, mean / p50 / p95 / p99 latency (s), errors, stability."""
+        """Per flow: count, throughput, mean / p50 / p95 / p99 latency (s), errors, requests
+        still in flight at the end (``censored``), stability, and whether the run is long
+        enough for these estimates (``adequate``; a :class:`capsim.RunLengthWarning` when
+        not)."""
         keep = self.arrival_s >= self.warmup_s
         lat = (self.finish_s - self.arrival_s)[keep]
         flow_of = np.asarray(self.route_flow, dtype=int)
         flows = flow_of[self.route[keep]]
         dropped = flow_of[self.drop_route[self.drop_arrival_s >= self.warmup_s]]
         stable = self._flow_stable()
-        groups = [(name, flows == i, dropped == i, stable[i]) for i, name in enumerate(self.flows)]
+        adequate = self.relaxation_s() * stability.ADEQUATE_RELAXATIONS <= self.window_s
+        censored = self._censored()
+        groups = [(name, flows == i, dropped == i, stable[i], adequate[i], censored[i])
+                  for i, name in enumerate(self.flows)]
         n_sync = len(self.flows) - self.async_flows
         if n_sync > 1:
             groups.append((ALL_FLOWS, flows < n_sync, dropped < n_sync,
-                           bool(stable[:n_sync].all())))
-        rows = []
-        for name, sel, dsel, ok in groups:
+                           bool(stable[:n_sync].all()), bool(adequate[:n_sync].all()),
+                           int(censored[:n_sync].sum())))
+        relax = self.relaxation_s()
+        relax = np.append(relax, relax[:n_sync].max(initial=0.0))  # the pooled row
+        rows, short = [], []
+        for g, (name, sel, dsel, ok, long_enough, in_flight) in enumerate(groups):
             x = lat[sel]
             errors = int(np.size(dropped[dsel]))
             stats = _latency_stats(x)
             if not ok and not observed:
                 stats = dict.fromkeys(stats, np.inf)
+            # an inf is no tail estimate: only finite estimates need a long enough run
+            long_enough = bool(long_enough or (not ok and not observed))
+            if not long_enough and x.size:
+                short.append((name, relax[g]))
             total = x.size + errors
             rows.append(
                 {
@@ -184,9 +283,19 @@ class RunResult:
                     **stats,
                     "errors": errors,
                     "error_rate": errors / total if total else np.nan,
+                    "censored": int(in_flight),
                     "stable": bool(ok),
+                    "adequate": long_enough,
                 }
             )
+        if short:
+            slowest = max(r for _, r in short)
+            warnings.warn(RunLengthWarning(
+                f"{self.system}: a {self.window_s:g} s window is too short for the tail "
+                f"estimates of {', '.join(n for n, _ in short)}: the slowest station they "
+                f"visit relaxes in ~{slowest:.3g} s and {stability.ADEQUATE_RELAXATIONS:g}x "
+                f"that is needed (~{slowest * stability.ADEQUATE_RELAXATIONS:.3g} s); rows "
+                "marked adequate=False"), stacklevel=2)
         return pd.DataFrame(rows, columns=LATENCY_COLUMNS)
 
     def components(self, observed: bool = False) -> pd.DataFrame:
@@ -206,6 +315,7 @@ class RunResult:
                 "mean_response_s": s.sojourn_sum_s / s.completions if s.completions else np.nan,
                 "drops": s.drops,
                 "stable": s.stable,
+                "instability": s.instability if not s.stable else "",
             }
             if not s.stable and not observed:
                 for key in ("mean_queue_length", "mean_in_system", "mean_wait_s",
@@ -345,10 +455,9 @@ class RunResult:
             shed = [s.name for s in self.stations if s.saturated]
             note = f" Saturated, shedding load: {', '.join(shed)}." if shed else ""
             return f"{head}\nSTABLE.{note} " + "; ".join(parts)
-        loads = ", ".join(f"{s.name} offered load {s.offered_load:.2f}"
-                          for s in self.stations if not s.stable)
-        return (f"{head}\nUNSTABLE (saturated): {loads} >= 1. Queues grow without bound; "
-                "there is no steady-state latency (reported as inf).")
+        why = "; ".join(f"{s.name}: {s.instability}" for s in self.stations if not s.stable)
+        return (f"{head}\nUNSTABLE: {why}. Queues grow without bound; there is no "
+                "steady-state latency (reported as inf).")
 
     def __repr__(self) -> str:
         state = "stable" if self.stable else f"UNSTABLE at {', '.join(self.unstable_components)}"

@@ -15,7 +15,8 @@ from capsim.engine.station import Customer, Station, schedule
 from capsim.engine.streams import Draws, ThinnedGaps, seed_sequence, stream
 from capsim.errors import ModelError, check_number
 from capsim.model import ClosedWorkload, OpenWorkload, System
-from capsim.model.lowering import async_flow_name
+from capsim.model.flows import Call, _walk
+from capsim.model.lowering import async_flow_name, hit_ratios
 
 
 def simulate(
@@ -66,17 +67,17 @@ def simulate(
         else:
             gaps = ThinnedGaps(workload.arrival_rate_per_s, workload.profile,
                                stream(root, "arrivals"), duration_s)
-        OpenSource(env, table, picker, gaps)
-        # stability is about the long run: judged at the mean rate over the run
-        loads = system.offered_load(workload.mean_rate_per_s(0.0, duration_s))
+        source = OpenSource(env, table, picker, gaps)
+        rate = workload.judged_rate_per_s(duration_s)  # its busiest five minutes, as the twin
+        loads = system.offered_load(rate)
     else:
         think = Draws(workload.think_time, stream(root, "think"))
         holder: list[ClosedSource] = []
         net = Network(system, env, root, on_drop=lambda c: holder[0].drop(c), trace=tracing)
         table, _ = net.programs(_traced_finish(lambda c: holder[0].finish(c), log, env),
                                 async_finish=recorded)
-        holder.append(ClosedSource(env, workload.users, table, picker, think, recorder))
-        loads = dict.fromkeys(net.stations, math.nan)
+        source = ClosedSource(env, workload.users, table, picker, think, recorder)
+        holder.append(source)
 
     stations = list(net.stations.values())
     probes = (list(net.caches.values()) + list(net.databases.values())
@@ -85,6 +86,17 @@ def simulate(
                                                               sample_interval_s))
     env.run(until=duration_s)
     sampler.take(None)
+    if isinstance(workload, ClosedWorkload):
+        # a closed loop offers what it completes: judge what it feeds (consumers of its
+        # messages, above all) at the request rate it measured
+        t1 = np.asarray(recorder.t1)
+        requests = np.asarray(recorder.rid) < len(system.flows)  # not consumed messages
+        rate = np.count_nonzero(requests & (t1 >= warmup_s)) / (duration_s - warmup_s)
+        loads = system.offered_load(rate)
+        bounded = _closed_loop_stations(system)
+    else:
+        bounded = set()
+    work = _work_per_visit(system, rate)
 
     queues = list(net.async_programs)
     flows = tuple(f.name for f in system.flows) + tuple(
@@ -111,8 +123,11 @@ def simulate(
                               else net.specs[st.name].servers for st in stations),
         offered_loads=tuple(loads[st.name] for st in stations),
         finite_queues=tuple(st.capacity != math.inf or st.max_wait_s is not None
-                            for st in stations),
+                            or st.name in bounded for st in stations),
         station_components=tuple(net.specs[st.name].component for st in stations),
+        station_work_s=tuple(work[st.name] for st in stations),
+        station_scv=tuple(float(net.specs[st.name].service_time.scv) for st in stations),
+        flow_arrivals=tuple(source.started),
         sample_times_s=np.asarray(sampler.times),
         samples=np.asarray([row[:n_stations] for row in sampler.rows], dtype=float),
         cache_names=tuple(net.caches),
@@ -126,6 +141,24 @@ def simulate(
         wall_s=time.perf_counter() - started,
         trace_log=tuple(log) if log is not None else (),
     )
+
+
+def _closed_loop_stations(system: System) -> set[str]:
+    """Stations a closed population visits synchronously: at most ``users`` requests can be
+    there, so they saturate but cannot diverge (unless abandoned attempts pile up: a system
+    with timeouts or retries gets no such pass)."""
+    if any(isinstance(step, Call) and step.guarded
+           for f in system.flows for step in _walk(f.steps)):
+        return set()
+    return {v.component for route in system.routes() for v in route.calls}
+
+
+def _work_per_visit(system: System, rate: float) -> dict[str, float]:
+    """The model's mean busy time per visit of each station (held calls included)."""
+    hits = hit_ratios(system, rate)
+    demands = system.demands(lambda c: hits[c.name])
+    visits = system.visits(lambda c: hits[c.name])
+    return {k: demands[k] / visits[k] if visits[k] > 0 else math.nan for k in demands}
 
 
 class Sampler:

@@ -51,12 +51,14 @@ class _RoutePicker:
 class OpenSource:
     """Arrivals from outside with i.i.d. gaps (Poisson by default)."""
 
-    __slots__ = ("callbacks", "env", "routes", "picker", "gaps", "count", "_callbacks")
+    __slots__ = ("callbacks", "env", "routes", "picker", "gaps", "count", "started",
+                 "_callbacks")
     _ok = True
 
     def __init__(self, env, routes: list[tuple], picker: _RoutePicker, gaps: Draws) -> None:
         self.env, self.routes, self.picker, self.gaps = env, routes, picker, gaps
         self.count = 0
+        self.started = [0] * len(routes)  # per flow: what is still in flight at the end
         self._callbacks = self.callbacks = (self._fire,)
         schedule(env, self, (gaps.buf or gaps.refill()).pop())
 
@@ -70,6 +72,7 @@ class OpenSource:
         else:
             c = picker.choices
             rid = (c.buf or c.refill()).pop()
+        self.started[rid] += 1
         route = self.routes[rid]
         route[0](Customer(route, rid, now, self.count))
         self.callbacks = self._callbacks
@@ -88,6 +91,7 @@ class ClosedSource:
         self.env, self.routes, self.picker, self.think = env, routes, picker, think
         self.recorder = recorder
         self.count = 0
+        self.started = [0] * len(routes)
         self._start_cb = (self._start,)
         for u in range(users):
             cust = Customer((), 0, 0.0, 0)
@@ -102,6 +106,7 @@ class ClosedSource:
         now = self.env._now
         self.count += 1
         rid = self.picker.pick()
+        self.started[rid] += 1
         cust.route = route = self.routes[rid]
         cust.rid, cust.idx, cust.t0, cust.t_arr, cust.id = rid, 0, now, now, self.count
         cust.key = cust.held = None

@@ -7,6 +7,7 @@ from capsim.experiment.saturation import (
     Saturation,
     SaturationSearch,
     find_saturation,
+    twin_breaks_on,
     twin_saturation,
 )
 from capsim.experiment.stats import ci_table, mean_ci
@@ -33,6 +34,7 @@ __all__ = [
     "mser",
     "replicate",
     "sweep",
+    "twin_breaks_on",
     "twin_gap",
     "twin_saturation",
 ]

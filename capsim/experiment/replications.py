@@ -11,10 +11,12 @@ import pandas as pd
 
 from capsim.engine import RunResult, simulate
 from capsim.errors import check_int
-from capsim.experiment.stats import ci_table
+from capsim.experiment.stats import ci_table, log_ci
 from capsim.model import ClosedWorkload, OpenWorkload, System
+from capsim.schema import ALL_FLOWS
 
 LATENCY_METRICS = ["mean_s", "p50_s", "p95_s", "p99_s", "throughput_per_s", "error_rate"]
+PERCENTILES = {"p50_s": 50, "p95_s": 95, "p99_s": 99}
 COMPONENT_METRICS = ["utilization", "mean_queue_length", "mean_in_system", "mean_wait_s",
                      "mean_response_s", "throughput_per_s"]
 
@@ -39,8 +41,49 @@ class Replications:
         return self._stack(lambda r: r.components())
 
     def latency(self) -> pd.DataFrame:
-        """Per flow and metric: mean over replications and its confidence interval."""
-        return ci_table(self.latency_runs(), "flow", LATENCY_METRICS, self.confidence)
+        """Per flow and metric: the estimate, its confidence interval, and whether every run
+        was stable and long enough (``stable``, ``adequate``).
+
+        Means, rates and throughputs are the mean over replications (t-interval). Percentiles
+        are *sectioned* (Asmussen & Glynn): the estimate is the percentile of all
+        replications' requests pooled, and the interval's width comes from the spread of
+        the per-replication percentiles, on a log scale (they are skewed to the right: a
+        rare run that saw a long excursion). A single run's percentile is biased low near
+        saturation (it rarely sees the excursions the tail is made of), so the mean of
+        per-run percentiles sits below the truth; the pooled one has the bias of one run as
+        long as all of them together. ``half_width`` is then the larger of the two sides.
+        """
+        runs = self.latency_runs()
+        table = ci_table(runs, "flow", LATENCY_METRICS, self.confidence)
+        pooled = self._pooled_percentiles()
+        for i, row in table.iterrows():
+            q = pooled.get((row["flow"], row["metric"]))
+            if q is None or not np.isfinite(row["mean"]) or q <= 0:
+                continue
+            per_run = runs.loc[runs["flow"] == row["flow"], row["metric"]].to_numpy(float)
+            low, high = log_ci(q, per_run, self.confidence)
+            table.loc[i, ["mean", "ci_low", "ci_high", "half_width"]] = \
+                q, low, high, max(q - low, high - q)
+        flags = runs.groupby("flow", sort=False, observed=True)[["stable", "adequate"]].all()
+        return table.join(flags, on="flow")
+
+    def _pooled_percentiles(self) -> dict[tuple[str, str], float]:
+        frames = [r.requests() for r in self.runs]
+        if not frames:
+            return {}
+        req = pd.concat(frames, ignore_index=True)
+        run = self.runs[0]
+        out = {}
+        groups = [(f, req["flow"] == f) for f in run.flows]
+        n_sync = len(run.flows) - run.async_flows
+        if n_sync > 1:
+            groups.append((ALL_FLOWS, req["flow"].isin(run.flows[:n_sync])))
+        for name, sel in groups:
+            x = req.loc[sel, "latency_s"].to_numpy()
+            if x.size:
+                for metric, q in PERCENTILES.items():
+                    out[name, metric] = float(np.percentile(x, q))
+        return out
 
     def components(self) -> pd.DataFrame:
         return ci_table(self.components_runs(), "component", COMPONENT_METRICS, self.confidence)

@@ -4,6 +4,12 @@
 ``find_saturation`` searches for it adaptively: the analytic twin brackets it for free, then
 bisection with replicated simulations narrows the bracket, spending runs only where the
 answer is uncertain.
+
+A verdict covers what users do not see too: every MessageQueue's consumers must keep up (a
+backlog breaks the budget unless ``allow_backlog``), and ``async_p99_s`` can limit messages'
+publish-to-processed time. It judges on the upper confidence bound unless the budget says
+``bound="mean"`` (one replication has no bound: the mean, said so). A value that cannot be
+judged (NaN) never meets a limit.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -20,10 +27,13 @@ import numpy as np
 import pandas as pd
 
 from capsim.analytic import solve
-from capsim.errors import ModelError, check_number
-from capsim.model import System
+from capsim.errors import ModelError, RunLengthWarning, check_number, fail
+from capsim.model import MessageQueue, System
+from capsim.model.lowering import async_flow_name, consumer_names
 
 LATENCY_LIMITS = ("p99_s", "p95_s", "mean_s", "error_rate")
+BOUNDS = ("upper", "mean")
+BACKLOG_LOAD = 1.0  # a consumer group offered this much of its capacity never catches up
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,11 @@ class Budget:
     """Performance budget: each limit is optional; a point meets the budget when all hold.
 
     Latency limits apply to ``flow`` ("all" pools every flow); ``utilization`` is a ceiling
-    for every component (0.8 = alarm at 80%).
+    for every component (0.8 = alarm at 80%). ``async_p99_s`` limits each MessageQueue's
+    "<queue> (async)" p99, publish to processed. A consumer group offered 100% or more of its
+    capacity (a backlog that grows for as long as the load lasts) breaks the budget unless
+    ``allow_backlog``. ``bound`` is what a verdict judges on: the upper confidence bound
+    ("upper", a gate that trusts its CIs) or the mean ("mean").
     """
 
     p99_s: float | None = None
@@ -40,16 +54,26 @@ class Budget:
     error_rate: float | None = None
     utilization: float | None = None
     flow: str = "all"
+    async_p99_s: float | None = None
+    allow_backlog: bool = False
+    bound: str = "upper"
 
     def __post_init__(self) -> None:
         limits = self.limits()
-        if not limits:
+        if not limits and self.async_p99_s is None:
             raise ModelError("Budget: give at least one limit, e.g. Budget(p99_s=0.200)")
         for _, metric, value in limits:
             check_number("Budget", metric, value, strict=metric != "error_rate")
+        if self.async_p99_s is not None:
+            check_number("Budget", "async_p99_s", self.async_p99_s)
+        if not isinstance(self.allow_backlog, bool):
+            raise fail("Budget", "allow_backlog", "must be true or false", self.allow_backlog)
+        if self.bound not in BOUNDS:
+            raise fail("Budget", "bound", "must be 'upper' or 'mean'", self.bound)
 
     def limits(self) -> list[tuple[str, str, float]]:
-        """(kind, metric, limit) triples: kind "flow" or "component"."""
+        """(kind, metric, limit) triples of the request flows and components: kind "flow" or
+        "component" (the async limits are ``async_p99_s`` and ``allow_backlog``)."""
         out = [("flow", m, getattr(self, m)) for m in LATENCY_LIMITS
                if getattr(self, m) is not None]
         if self.utilization is not None:
@@ -58,51 +82,183 @@ class Budget:
 
     def __str__(self) -> str:
         parts = [f"{m}<={v:g}" for _, m, v in self.limits()]
-        return "Budget(" + ", ".join(parts) + (f", flow={self.flow}" if self.flow != "all"
-                                                else "") + ")"
+        if self.async_p99_s is not None:
+            parts.append(f"async_p99_s<={self.async_p99_s:g}")
+        if self.flow != "all":
+            parts.append(f"flow={self.flow}")
+        if self.allow_backlog:
+            parts.append("allow_backlog")
+        if self.bound != "upper":
+            parts.append(f"bound={self.bound}")
+        return "Budget(" + ", ".join(parts) + ")"
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One thing a point must satisfy: a budget limit on one curve."""
+
+    kind: str  # "flow", "component", "async" (a queue's async p99) or "backlog"
+    metric: str  # the column of the table: p99_s ... utilization, async_p99_s, backlog
+    name: str  # the flow ("<queue> (async)" for "async"), the queue of a backlog, "" else
+    limit: float
+    label: str  # what a report calls it (``breaks_on``)
+
+
+def backlog_label(queue: MessageQueue) -> str:
+    return f"backlog of {queue.name} (consumer: {queue.consumer.name})"
+
+
+def _queues(system: System) -> list[MessageQueue]:
+    return [c for c in system.components if isinstance(c, MessageQueue)]
+
+
+def _budget_checks(system: System, budget: Budget) -> list[_Check]:
+    """The budget's limits, then per MessageQueue its async p99 and its backlog: an async
+    flow is part of every verdict, because the request latency never shows its backlog."""
+    out = [_Check(kind, metric, budget.flow if kind == "flow" else "", limit, metric)
+           for kind, metric, limit in budget.limits()]
+    for q in _queues(system):
+        flow = async_flow_name(q)
+        if budget.async_p99_s is not None:
+            out.append(_Check("async", "async_p99_s", flow, budget.async_p99_s,
+                              f"async_p99_s of {flow}"))
+        out.append(_Check("backlog", "backlog", q.name, BACKLOG_LOAD, backlog_label(q)))
+    return out
 
 
 @dataclass(frozen=True)
 class Saturation:
-    """Where the budget breaks: ``users`` with a CI ``(users_low, users_high)``."""
+    """Where the budget breaks: ``users`` (where the mean breaks it) with a CI
+    ``(users_low, users_high)``, and ``gate_users``, where the bound a verdict judges on
+    (``bound``; the mean when there is no CI) breaks it: points below it meet the budget.
+
+    ``users`` is 0 when the mean breaks the budget at the first point, inf when it never
+    does; ``users_high`` is the last grid point, with ``high_beyond_grid``, when the lower
+    bound never crosses inside the grid. ``table`` has one row per check and point: label,
+    metric, flow, limit, users, mean, ci_low, ci_high and ``meets`` (on the chosen bound).
+    """
 
     users: float
     users_low: float
     users_high: float
-    breaks_on: str  # the budget metric that fails first
+    breaks_on: str  # the check that fails first (by gate_users, then users)
     bottleneck: str  # highest utilization where it breaks
     bottleneck_by_latency: str  # largest share of the latency there
-    table: pd.DataFrame = field(repr=False)  # per point: metric, mean, CI, meets
+    table: pd.DataFrame = field(repr=False)
+    gate_users: float = math.nan
+    bound: str = "upper"
+    has_ci: bool = True  # False with one replication: no interval, judged on the mean
+    high_beyond_grid: bool = False
+    first_users: float = math.nan  # the grid
+    last_users: float = math.nan
+    confidence: float = 0.95
+    accepted_backlogs: tuple[tuple[str, float], ...] = ()  # (label, users) allow_backlog took
+
+    @property
+    def judged_on(self) -> str:
+        """The bound the verdict uses, in words (every report prints it)."""
+        if not self.has_ci:
+            return "the mean (no CI from one replication)"
+        if self.bound == "upper":
+            return f"the upper {self.confidence:.0%} bound"
+        return "the mean"
+
+    def ci_text(self) -> str:
+        """The CI in words: none from one replication, exact for a backlog (the model's
+        offered load has no sampling error), "above N" past the grid."""
+        if self.breaks_on.startswith("backlog of") and self.users_low == self.users_high:
+            return "exact: where the consumers' offered load reaches 100%"
+        if not self.has_ci:
+            return "no CI from one replication"
+        low = (f"below {self.first_users:,.0f}" if self.users_low <= 0
+               else f"{self.users_low:,.0f}")
+        high = (f"above {self.users_high:,.0f}" if self.high_beyond_grid
+                else f"{self.users_high:,.0f}")
+        return f"{self.confidence:.0%} CI {low} to {high}"
 
     def __str__(self) -> str:
-        if math.isinf(self.users):
-            return f"The budget holds at every point swept (up to {self.users_low:,.0f} users)."
-        if self.users_low <= 0:
-            return f"The budget is already broken at the first point ({self.users_high:,.0f})."
-        return (f"The budget breaks at about {self.users:,.0f} users "
-                f"(95% CI {self.users_low:,.0f}-{self.users_high:,.0f}) on {self.breaks_on}; "
-                f"bottleneck: {self.bottleneck} (utilization), {self.bottleneck_by_latency} "
-                f"(latency share).")
+        judged = f"judged on {self.judged_on}"
+        where = (f"bottleneck: {self.bottleneck} (utilization), {self.bottleneck_by_latency} "
+                 f"(latency share)")
+        upper = self.has_ci and self.bound == "upper"
+        if math.isinf(self.gate_users):
+            text = (f"The budget holds at every point swept (up to {self.last_users:,.0f} "
+                    f"users), {judged}.")
+        elif self.gate_users <= 0:
+            text = (f"The budget is already broken at the first point swept "
+                    f"({self.first_users:,.0f} users) on {self.breaks_on}, {judged}")
+            if upper and 0 < self.users < math.inf:
+                text += f"; the mean breaks it at about {self.users:,.0f} users"
+            text += f"; {where}."
+        elif math.isinf(self.users):
+            text = (f"Judged on {self.judged_on}, the budget breaks at about "
+                    f"{self.gate_users:,.0f} users on {self.breaks_on}, although the mean "
+                    f"meets it at every point swept (up to {self.last_users:,.0f} users); "
+                    f"{where}.")
+        elif upper and round(self.gate_users) != round(self.users):
+            text = (f"The budget breaks at about {self.users:,.0f} users ({self.ci_text()}) "
+                    f"on {self.breaks_on}; {judged} it holds up to {self.gate_users:,.0f} "
+                    f"users; {where}.")
+        else:
+            ci = self.ci_text()
+            ci = "" if ci.startswith("no CI") else f" ({ci})"  # judged_on says it then
+            text = (f"The budget breaks at about {self.users:,.0f} users{ci} on "
+                    f"{self.breaks_on}, {judged}; {where}.")
+        for label, at in self.accepted_backlogs:
+            text += (f" A growing {label} from about {at:,.0f} users is accepted "
+                     f"(allow_backlog).")
+        return text
 
 
-def _curve(result, kind: str, metric: str, name: str) -> pd.DataFrame:
-    if kind == "flow":
-        return result.metric(metric, name, "flow")
+def _curve(result, check: _Check) -> pd.DataFrame:
+    """users, mean, ci_low, ci_high, stable of one check, sorted by users."""
+    if check.kind == "flow":
+        return result.metric(check.metric, check.name, "flow")
+    if check.kind == "async":
+        return result.metric("p99_s", check.name, "flow")
     comp = result.components()
-    util = comp[comp["metric"] == metric]
+    if check.kind == "backlog":
+        return _backlog_curve(result, comp, result.system.component(check.name))
+    util = comp[comp["metric"] == check.metric]
     worst = util.loc[util.groupby("point")["mean"].idxmax()]
     return worst.merge(result.points[["point"]], on="point").assign(stable=True).sort_values(
         "users").reset_index(drop=True)
 
 
-def _crossing(users, values, limit, beyond: float = 0.5) -> float:
-    """Users where a piecewise-linear curve first exceeds ``limit`` (inf if never).
+def _backlog_curve(result, comp: pd.DataFrame, queue: MessageQueue) -> pd.DataFrame:
+    """The busiest consumer's offered load (the model's: exact, no CI); inf where the async
+    flow had no steady state in some replication although the model saw none coming.
 
-    When the first point over the limit has no finite value (unstable), the crossing is
-    somewhere in the interval before it: ``beyond`` places it (0 = its start, 1 = its end,
-    0.5 = the middle, for an estimate; 0 and 1 bound a confidence interval honestly)."""
+    The offered load, not only the engine's stability flag, decides: a topic with retention
+    sheds the oldest messages, so its consumers count as "stable" while the backlog grows for
+    ``retention_s`` and most messages wait that long or are lost."""
+    names = consumer_names(queue)
+    mine = comp[comp["component"].isin(names)]
+    per_point = {}
+    for metric in ("offered_load", "utilization"):
+        rows = mine[mine["metric"] == metric]
+        per_point[metric] = rows.groupby("point")["mean"].max()
+    load = per_point["offered_load"].where(per_point["offered_load"].notna(),
+                                           per_point["utilization"])
+    points = result.points[["point", "users"]].sort_values("users")
+    value = points["point"].map(load).to_numpy(dtype=float)
+    lat = result.latency()
+    flag = lat[(lat["flow"] == async_flow_name(queue)) & (lat["metric"] == "stable")]
+    stable = points["point"].map(flag.set_index("point")["mean"]).fillna(1.0).to_numpy() >= 1
+    value = np.where(stable | (value >= BACKLOG_LOAD), value, np.inf)
+    return pd.DataFrame({"users": points["users"].to_numpy(dtype=float), "mean": value,
+                         "ci_low": value, "ci_high": value, "stable": True})
+
+
+def _crossing(users, values, limit, beyond: float = 0.5) -> float:
+    """Users where a piecewise-linear curve first fails ``value <= limit`` (inf if never).
+
+    A NaN value fails (it cannot be judged, so it never meets). When the first failing
+    point has no finite value (unstable), the crossing is somewhere in the interval before
+    it: ``beyond`` places it (0 = its start, 1 = its end, 0.5 = the middle, for an estimate;
+    0 and 1 bound a confidence interval honestly)."""
     for i, v in enumerate(values):
-        if v > limit:
+        if not v <= limit:
             if i == 0:
                 return 0.0
             v0 = values[i - 1]
@@ -112,31 +268,66 @@ def _crossing(users, values, limit, beyond: float = 0.5) -> float:
     return math.inf
 
 
+def _has_ci(result) -> bool:
+    """Every simulated point has at least two replications (an interval needs two)."""
+    pts = result.points
+    reps = pts.loc[pts["simulated"].astype(bool), "replications"]
+    return bool(reps.empty or reps.min() >= 2)
+
+
 def saturation_from_sweep(result, budget: Budget) -> Saturation:
-    rows, best = [], None
-    for kind, metric, limit in budget.limits():
-        c = _curve(result, kind, metric, budget.flow)
-        mean = np.where(c["stable"], c["mean"], np.inf)
-        low = np.where(c["stable"], c["ci_low"].fillna(c["mean"]), np.inf)
-        high = np.where(c["stable"], c["ci_high"].fillna(c["mean"]), np.inf)
+    """Judge every point of a sweep on every check of ``budget`` and find where it breaks.
+
+    The table's ``meets`` and ``gate_users`` come from the same values (the chosen bound),
+    so a report's checks and its headline cannot disagree. Over several checks each end of
+    the CI is the lowest of theirs: the budget breaks when any check does."""
+    has_ci = _has_ci(result)
+    on_upper = budget.bound == "upper" and has_ci
+    confidence = float(getattr(result, "confidence", 0.95))
+    checks = _budget_checks(result.system, budget)
+    if not any(c.kind != "backlog" or not budget.allow_backlog for c in checks):
+        raise ModelError(f"{budget}: no limit applies to this system (async_p99_s needs a "
+                         "MessageQueue)")
+    rows, found, accepted = [], [], []
+    for check in checks:
+        c = _curve(result, check)
+        stable = c["stable"].to_numpy(dtype=bool)
+        mean = np.where(stable, c["mean"].to_numpy(dtype=float), np.inf)
+        low = np.where(stable, c["ci_low"].fillna(c["mean"]).to_numpy(dtype=float), np.inf)
+        high = np.where(stable, c["ci_high"].fillna(c["mean"]).to_numpy(dtype=float), np.inf)
         users = c["users"].to_numpy(dtype=float)
-        at = _crossing(users, mean, limit)
-        lo = _crossing(users, high, limit, beyond=0.0)
-        hi = _crossing(users, low, limit, beyond=1.0)
-        rows.append(pd.DataFrame({"metric": metric, "limit": limit, "users": users,
+        judged = high if on_upper else mean
+        at = _crossing(users, mean, check.limit)
+        if check.kind == "backlog" and budget.allow_backlog:
+            if math.isfinite(at):
+                accepted.append((check.label, at))
+            continue
+        gate = _crossing(users, judged, check.limit, beyond=0.0 if on_upper else 0.5)
+        found.append((gate, at, _crossing(users, high, check.limit, beyond=0.0),
+                      _crossing(users, low, check.limit, beyond=1.0), check.label))
+        # a finite estimate from runs too short for it (engine.stability) is not trusted
+        adequate = (c["adequate"].to_numpy(dtype=bool) if "adequate" in c
+                    else np.ones(users.size, dtype=bool))
+        rows.append(pd.DataFrame({"label": check.label, "metric": check.metric,
+                                  "flow": check.name, "limit": check.limit, "users": users,
                                   "mean": mean, "ci_low": low, "ci_high": high,
-                                  "meets": mean <= limit}))
-        if best is None or at < best[0]:
-            best = (at, lo, min(hi, users[-1]) if math.isinf(hi) and not math.isinf(at) else hi,
-                    metric)
-    at, lo, hi, metric = best
-    users_all = result.points["users"].to_numpy(dtype=float)
-    where = users_all[-1] if math.isinf(at) else users_all[users_all >= at].min(initial=np.inf)
-    if math.isinf(at):
-        lo = users_all[-1]
+                                  "meets": judged <= check.limit, "adequate": adequate}))
+    users_all = np.sort(result.points["users"].to_numpy(dtype=float))
+    gate, at, lo, hi, breaks_on = min(found, key=lambda f: (f[0], f[1]))
+    at, lo, hi = (min(f[1] for f in found), min(f[2] for f in found),
+                  min(f[3] for f in found))
+    beyond = math.isinf(hi) and (math.isfinite(at) or math.isfinite(gate))
+    if beyond:
+        hi = float(users_all[-1])
+    if math.isinf(at) and math.isinf(lo):
+        lo = float(users_all[-1])  # known to hold up to the last point
+    where = users_all[-1] if math.isinf(gate) else users_all[users_all >= gate].min(
+        initial=users_all[-1])
     point = int(result.points.loc[result.points["users"] == where, "point"].iloc[0])
     util_top, latency_top = bottlenecks(result, point)
-    return Saturation(at, lo, hi, metric, util_top, latency_top, pd.concat(rows))
+    return Saturation(at, lo, hi, breaks_on, util_top, latency_top, pd.concat(
+        rows, ignore_index=True), gate, budget.bound, has_ci, beyond, float(users_all[0]),
+        float(users_all[-1]), confidence, tuple(accepted))
 
 
 def bottlenecks(result, point: int) -> tuple[str, str]:
@@ -155,51 +346,110 @@ def bottlenecks(result, point: int) -> tuple[str, str]:
 
 # ---------------------------------------------------------------------- adaptive search
 
+SEARCH_STATUS = ("bracketed", "broken_at_lowest", "holds_at_highest")
+
 
 @dataclass(frozen=True)
 class SaturationSearch:
-    """The result of ``find_saturation``: a bracket, its evaluations and what it cost."""
+    """The result of ``find_saturation``: a bracket, its evaluations and what it cost.
+
+    ``status`` says how the search ended: "bracketed" (``users_low`` meets the budget,
+    ``users_high`` breaks it); "broken_at_lowest" (even ``users_high``, the lowest load
+    tried, breaks it: ``users`` = ``users_low`` = 0); "holds_at_highest" (``max_points``
+    ran out before a load broke it: ``users_low`` is the highest tried, ``users`` and
+    ``users_high`` are inf).
+    """
 
     users: float
     users_low: float  # highest users simulated that meets the budget
     users_high: float  # lowest users simulated that breaks it
-    twin_guess: float
+    twin_guess: float  # NaN when the twin cannot judge the budget
     bottleneck: str
-    evaluations: pd.DataFrame  # users, metric mean/CI, verdict, replications, requests
+    evaluations: pd.DataFrame  # users, check, mean/CI, verdict, replications, requests
     simulated_requests: int
     wall_s: float
+    status: str = "bracketed"
+    reason: str = ""  # why a search that did not bracket stopped
 
     def __str__(self) -> str:
-        return (f"Saturation between {self.users_low:,.0f} and {self.users_high:,.0f} users "
-                f"(twin's first guess {self.twin_guess:,.0f}); bottleneck {self.bottleneck}; "
-                f"{len(self.evaluations)} points, {self.simulated_requests:,} simulated "
+        n = len(self.evaluations)
+        cost = (f"{n} point{'' if n == 1 else 's'}, {self.simulated_requests:,} simulated "
                 f"requests, {self.wall_s:.1f} s")
+        twin = ("the twin could not judge the budget" if math.isnan(self.twin_guess)
+                else f"twin's first guess {self.twin_guess:,.0f}")
+        if self.status == "broken_at_lowest":
+            low = self.users_high
+            return (f"The budget is broken at the lowest load tried, {low:,.0f} "
+                    f"user{'' if low == 1 else 's'} ({self.reason}; {twin}); bottleneck "
+                    f"{self.bottleneck}; {cost}")
+        if self.status == "holds_at_highest":
+            return (f"The budget holds at the highest load tried, {self.users_low:,.0f} "
+                    f"users ({self.reason}; {twin}); {cost}")
+        return (f"Saturation between {self.users_low:,.0f} and {self.users_high:,.0f} users "
+                f"({twin}); bottleneck {self.bottleneck}; {cost}")
+
+
+def twin_breaks_on(system: System, workload, budget: Budget) -> str | None:
+    """What breaks ``budget`` in the analytic twin at this load (a check's label), or None.
+
+    Raises ModelError when a value the budget needs is NaN: the twin cannot judge it (a
+    closed workload's percentiles: MVA yields means only), and NaN never meets a limit."""
+    twin = solve(system, workload)
+    lat = twin.latency().set_index("flow")
+    comp = twin.components().set_index("component")
+    consumers = {n for q in _queues(system) for n in consumer_names(q)}
+    other = [n for n in twin.unstable_components if n not in consumers]
+    if other:
+        return f"no steady state at {', '.join(other)}"
+    for check in _budget_checks(system, budget):
+        if check.kind == "backlog":
+            if budget.allow_backlog:
+                continue
+            queue = system.component(check.name)
+            names = consumer_names(queue)
+            load = comp.loc[names, "offered_load"].max()
+            if not np.isfinite(load):
+                load = comp.loc[names, "utilization"].max()
+            if not lat["stable"].get(async_flow_name(queue), True) or not load < check.limit:
+                return check.label
+            continue
+        if check.kind == "component":
+            name, value = "every component", comp[check.metric].max()
+        else:
+            name = check.name if check.name in lat.index else lat.index[0]
+            metric = "p99_s" if check.kind == "async" else check.metric
+            value = np.inf if not lat.loc[name, "stable"] else lat.loc[name, metric]
+        if np.isnan(value):
+            raise ModelError(
+                f"twin_saturation: the analytic twin gives no {check.metric} for {name!r} "
+                f"under {workload} (a closed workload's twin has means only), so it "
+                f"cannot judge {budget}; simulate instead (find_saturation does)")
+        if not value <= check.limit:
+            return check.label
+    return None
 
 
 def twin_saturation(system: System, workload, budget: Budget, *, tol: float = 1e-4) -> float:
-    """Users where the analytic twin breaks ``budget`` (bisection on the twin; free)."""
-    def breaks(users: float) -> bool:
-        twin = solve(system, workload.with_users(_users(workload, users)))
-        if not twin.stable:
-            return True
-        lat = twin.latency().set_index("flow")
-        name = budget.flow if budget.flow in lat.index else lat.index[0]
-        comp = twin.components()
-        for kind, metric, limit in budget.limits():
-            value = (lat.loc[name, metric] if kind == "flow"
-                     else comp["utilization"].max())
-            if np.isfinite(value) and value > limit or np.isinf(value):
-                return True
-        return False
+    """Users where the analytic twin breaks ``budget`` (bisection on the twin; free).
 
+    Async backlogs count as in a sweep (``twin_breaks_on``); a metric the twin cannot give
+    raises ModelError instead of being taken for "meets". inf when no load up to 1e12 users
+    breaks it; the lowest load (1 user for integer users) when even that does."""
+    def breaks(users: float) -> bool:
+        return twin_breaks_on(system, workload.with_users(_users(workload, users)),
+                              budget) is not None
+
+    floor = 1.0 if isinstance(workload.users, int) else 1e-9
     hi = float(workload.users)
     while not breaks(hi):
         hi *= 2.0
         if hi > 1e12:
             return math.inf
-    lo = hi / 2.0
-    while breaks(lo) and lo > 1e-9:
-        hi, lo = lo, lo / 2.0
+    lo = max(hi / 2.0, floor)
+    while breaks(lo):
+        if lo <= floor:
+            return floor
+        hi, lo = lo, max(lo / 2.0, floor)
     while (hi - lo) > tol * hi:
         mid = 0.5 * (lo + hi)
         lo, hi = (lo, mid) if breaks(mid) else (mid, hi)
@@ -212,13 +462,27 @@ def _users(workload, users: float):
 
 def find_saturation(system: System, workload, budget: Budget, *, duration_s: float,
                     replications: int = 5, max_replications: int = 20, rel_tol: float = 0.02,
-                    seed: int = 0, max_points: int = 20, **sweep_kwargs) -> SaturationSearch:
+                    seed: int = 0, max_points: int = 20, min_users: float | None = None,
+                    max_extension: float | None = None, **sweep_kwargs) -> SaturationSearch:
     """Bracket the saturating user count to ``rel_tol`` with as few simulations as it takes.
 
     The twin's answer gives the first bracket (+-20%), widened until a simulation confirms
     each end; then bisection. At each midpoint replications are added while the CI of the
     budget metric straddles the limit; a point the CI cannot decide within
     ``max_replications`` ends the search (the answer is as precise as the noise allows).
+    When the twin cannot judge the budget (a closed workload's percentiles), the bracket
+    starts around ``workload.users`` instead.
+
+    Every search ends: at most ``max_points`` loads are simulated, and none below
+    ``min_users`` (default 1 user for integer users, a thousandth of the first guess
+    otherwise). A budget broken even there, or never broken within ``max_points``, is
+    reported by ``status`` (see ``SaturationSearch``), not searched for forever.
+
+    A point breaks the budget when an estimate (the mean over replications) is over its
+    limit; the intervals decide only whether the point is settled. A point whose runs are too
+    short for their tail (``adequate``) is first run longer, up to ``max_extension`` x
+    ``duration_s`` (default ``sweep.MAX_EXTENSION``, 8; 1 = never): the evaluations say what
+    each point got.
 
     Adding replications reuses the runs already made (a temporary result store when none is
     given), and one process pool serves the whole search.
@@ -230,66 +494,127 @@ def find_saturation(system: System, workload, budget: Budget, *, duration_s: flo
             workers = sweep_kwargs.pop("processes", None) or os.cpu_count() or 1
             if workers > 1:
                 sweep_kwargs["executor"] = stack.enter_context(ProcessPoolExecutor(workers))
-        return _search(system, workload, budget, duration_s, replications, max_replications,
-                       rel_tol, seed, max_points, sweep_kwargs)
+        from capsim.experiment.sweep import MAX_EXTENSION
+
+        extension = MAX_EXTENSION if max_extension is None else check_number(
+            "find_saturation", "max_extension", max_extension, minimum=1.0, strict=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RunLengthWarning)  # said once, below
+            found = _search(system, workload, budget, duration_s, replications,
+                            max_replications, rel_tol, seed, max_points, min_users,
+                            extension, sweep_kwargs)
+    evals = found.evaluations
+    if "adequate" in evals and not evals["adequate"].all():
+        users = ", ".join(f"{u:,.6g}" for u in evals.loc[~evals["adequate"], "users"])
+        warnings.warn(RunLengthWarning(
+            f"find_saturation: at {users} users the runs were still too short for their tail "
+            f"estimates at {extension:g}x duration_s; those verdicts rest on estimates "
+            "biased low (adequate=False in evaluations)"), stacklevel=2)
+    return found
 
 
 def _search(system, workload, budget, duration_s, replications, max_replications, rel_tol,
-            seed, max_points, sweep_kwargs) -> SaturationSearch:
+            seed, max_points, min_users, extension, sweep_kwargs) -> SaturationSearch:
     from capsim.experiment.sweep import sweep
 
     started = time.perf_counter()
     evaluations: list[dict] = []
     requests = 0
+    integer = isinstance(workload.users, int)
 
     def verdict(users: float) -> bool:
         """True when ``users`` breaks the budget."""
         nonlocal requests
-        reps = replications
+        reps, length, requests_here = replications, duration_s, 0
         while True:
-            res = sweep(system, [workload.with_users(_users(workload, users))], reps, seed,
-                        duration_s=duration_s, progress=False, **sweep_kwargs)
-            requests_here = res.simulated_requests  # earlier replications reused, not rerun
-            sat = res.saturation(budget)
-            rows = sat.table
-            decided, broken = True, bool((~rows["meets"]).any())
+            res = sweep(system, [workload.with_users(users)], reps, seed,
+                        duration_s=length, progress=False, **sweep_kwargs)
+            rows = res.saturation(budget).table
+            short = bool((~rows["adequate"] & np.isfinite(rows["mean"])).any())
+            if short and length < duration_s * extension:
+                # runs too short for their tail: a longer run, not more of them
+                requests_here += res.simulated_requests
+                length *= 2.0
+                continue
+            # the search estimates where the budget breaks: a point breaks when an estimate
+            # is over its limit, and is decided when no interval straddles it (the gate's
+            # upper bound would, with few replications, "break" at any load)
+            over = ~(rows["mean"] <= rows["limit"])
+            decided, broken = True, bool(over.any())
             for _, r in rows.iterrows():
                 if np.isfinite(r["mean"]) and r["ci_low"] <= r["limit"] <= r["ci_high"]:
                     decided = False
             if decided or reps >= max_replications:
                 break
             reps = min(max_replications, reps * 2)
+        requests_here += res.simulated_requests  # earlier replications reused, not rerun
         requests += requests_here
-        first = rows.iloc[0]
-        evaluations.append({"users": users, "metric": first["metric"], "mean": first["mean"],
-                            "ci_low": first["ci_low"], "ci_high": first["ci_high"],
-                            "limit": first["limit"], "breaks": broken, "decided": decided,
-                            "replications": reps, "requests": requests_here})
+        failing = rows[over]
+        first = failing.iloc[0] if broken else rows.iloc[0]
+        evaluations.append({"users": users, "check": first["label"], "metric": first["metric"],
+                            "mean": first["mean"], "ci_low": first["ci_low"],
+                            "ci_high": first["ci_high"], "limit": first["limit"],
+                            "breaks": broken, "decided": decided, "replications": reps,
+                            "duration_s": length, "adequate": not short,
+                            "requests": requests_here})
         return broken
 
-    guess = twin_saturation(system, workload, budget)
+    def spent() -> bool:
+        return len(evaluations) >= max_points
+
+    def done(users, lo, hi, status="bracketed", reason="") -> SaturationSearch:
+        at = hi if math.isfinite(hi) else lo
+        bottleneck = solve(system, workload.with_users(at)).bottleneck
+        return SaturationSearch(users, lo, hi, guess, bottleneck, pd.DataFrame(evaluations),
+                                requests, time.perf_counter() - started, status, reason)
+
+    try:
+        guess = twin_saturation(system, workload, budget)
+    except ModelError:
+        guess = math.nan  # the twin cannot judge: start from the workload, by simulation
     if math.isinf(guess):
         raise ModelError("find_saturation: the twin finds no load that breaks the budget")
-    lo, hi = 0.8 * guess, 1.2 * guess
+    start = float(workload.users) if math.isnan(guess) else guess
+    floor = float(min_users) if min_users is not None else (1.0 if integer else start / 1e3)
+    floor = float(_users(workload, floor))
+
+    def load(users: float):
+        return _users(workload, max(users, floor))
+
+    lo = load(0.8 * start)
+    hi = max(load(1.2 * start), load(1.5 * lo))
+    if integer and hi <= lo:
+        hi = lo + 1
+    hi_breaks = False  # known once a lower end has broken: no need to simulate it again
     while verdict(lo):
-        hi, lo = lo, lo * 0.7
-    while not verdict(hi):
-        lo, hi = hi, hi * 1.3
-    while (hi - lo) > rel_tol * hi and len(evaluations) < max_points:
-        mid = 0.5 * (lo + hi)
+        hi, hi_breaks = lo, True
+        if lo <= floor:
+            return done(0.0, 0.0, hi, "broken_at_lowest",
+                        f"min_users={floor:g}, the lowest load the search may try")
+        if spent():
+            return done(0.0, 0.0, hi, "broken_at_lowest",
+                        f"max_points: the search stopped after {len(evaluations)} points")
+        lo = load(lo * 0.7)
+    while not hi_breaks and not verdict(hi):
+        lo = hi
+        if spent():
+            return done(math.inf, lo, math.inf, "holds_at_highest",
+                        f"max_points: the search stopped after {len(evaluations)} points")
+        hi = max(load(hi * 1.3), hi + 1) if integer else hi * 1.3
+    while (hi - lo) > rel_tol * hi and not spent():
+        mid = load(0.5 * (lo + hi))
+        if not lo < mid < hi:
+            break  # integer users: nothing left between the ends
         broken = verdict(mid)
         if evaluations[-1]["decided"]:
             lo, hi = (lo, mid) if broken else (mid, hi)
             continue
         # the CI still straddles the limit: the answer is within noise of mid; probe
         # rel_tol either side and keep whichever ends the simulation can decide
-        for probe in (mid * (1 - rel_tol), mid * (1 + rel_tol)):
-            if lo < probe < hi:
+        for probe in (load(mid * (1 - rel_tol)), load(mid * (1 + rel_tol))):
+            if lo < probe < hi and not spent():
                 broken = verdict(probe)
                 if evaluations[-1]["decided"]:
                     lo, hi = (lo, probe) if broken else (probe, hi)
         break
-    table = pd.DataFrame(evaluations)
-    bottleneck = solve(system, workload.with_users(_users(workload, hi))).bottleneck
-    return SaturationSearch(0.5 * (lo + hi), lo, hi, guess, bottleneck, table, requests,
-                            time.perf_counter() - started)
+    return done(0.5 * (lo + hi), lo, hi)

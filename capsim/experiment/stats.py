@@ -37,3 +37,16 @@ def ci_table(runs: pd.DataFrame, by: str, metrics: list[str],
                          "ci_low": m - half, "ci_high": m + half,
                          "replications": int(group[metric].notna().sum())})
     return pd.DataFrame(rows)
+
+
+def log_ci(estimate: float, per_run, confidence: float = 0.95) -> tuple[float, float]:
+    """An interval around ``estimate`` as wide, on a log scale, as the t-interval of the mean
+    of ``log(per_run)``: for positive, right-skewed estimates such as per-run percentiles.
+    NaN bounds with fewer than two positive values."""
+    x = np.asarray(per_run, dtype=float)
+    x = x[np.isfinite(x) & (x > 0)]
+    if x.size < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, x.size - 1) * np.log(x).std(ddof=1) / np.sqrt(
+        x.size)
+    return float(estimate * np.exp(-half)), float(estimate * np.exp(half))

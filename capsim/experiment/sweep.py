@@ -10,6 +10,7 @@ on a dask cluster, and a finished job stored on disk never needs to run again.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from contextlib import ExitStack
@@ -21,18 +22,19 @@ from tqdm.auto import tqdm
 
 from capsim.analytic import solve
 from capsim.engine import RunResult, simulate
-from capsim.errors import ModelError, check_int, check_number
+from capsim.errors import ModelError, RunLengthWarning, check_int, check_number
 from capsim.experiment.growth import Workload
 from capsim.experiment.replications import COMPONENT_METRICS, LATENCY_METRICS
 from capsim.experiment.stats import mean_ci
 from capsim.experiment.store import NullStore, ResultStore
 from capsim.experiment.warmup import mser
-from capsim.model import System
+from capsim.model import OpenWorkload, System
 
 # Candidate truncation points (fractions of the run) stored with every job when the warm-up is
 # detected: MSER then picks among them using all replications of a point.
 WARMUP_CANDIDATES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 SAMPLES_PER_RUN = 200
+MAX_EXTENSION = 8.0  # replications="auto" runs a too-short point at most this much longer
 KEYS = ["point", "replication"]
 
 
@@ -57,7 +59,10 @@ def run_job(job: Job) -> pd.DataFrame:
     (kind, name, metric, value, warmup_s), plus the sampled number present (kind="state")."""
     run = simulate(job.system, job.workload, job.duration_s, 0.0, job.seed,
                    sample_interval_s=job.duration_s / SAMPLES_PER_RUN)
-    frames = [_long(run.with_warmup(w)) for w in job.warmups_s]
+    with warnings.catch_warnings():
+        # recorded in the rows (adequate); the sweep warns once, for all its points
+        warnings.simplefilter("ignore", RunLengthWarning)
+        frames = [_long(run.with_warmup(w)) for w in job.warmups_s]
     frames.append(_state_rows(run))
     out = pd.concat(frames, ignore_index=True)
     out.insert(0, "replication", job.replication)
@@ -75,7 +80,8 @@ def _long(run: RunResult) -> pd.DataFrame:
 
 def _melt(latency: pd.DataFrame, components: pd.DataFrame) -> pd.DataFrame:
     """Latency and component tables (simulated or analytic) as kind, name, metric, value."""
-    lat = latency.melt(id_vars="flow", value_vars=LATENCY_METRICS + ["stable"],
+    lat = latency.melt(id_vars="flow", value_vars=LATENCY_METRICS + ["censored", "stable",
+                                                                     "adequate"],
                        var_name="metric", value_name="value")
     comp = components.melt(id_vars="component",
                            value_vars=COMPONENT_METRICS + ["offered_load", "drops", "stable"],
@@ -97,9 +103,21 @@ def _state_rows(run: RunResult) -> pd.DataFrame:
                          "value": present, "warmup_s": np.nan})
 
 
+def certainly_overloaded(system: System, workload: Workload,
+                         duration_s: float | None = None) -> bool:
+    """True when the model's offered load, a lower bound, is >= 1 at a station that cannot
+    shed load: its queue grows without bound, and there is nothing to simulate. The twin is
+    not asked: it is an approximation, and a point it wrongly calls unstable would read inf."""
+    if not isinstance(workload, OpenWorkload):
+        return False
+    loads = system.offered_load(workload.judged_rate_per_s(duration_s))
+    return any(loads[st.name] >= 1.0 for st in system.stations()
+               if st.queue_capacity is None and st.max_wait_s is None)
+
+
 def _analytic_rows(system: System, workload: Workload, point: int) -> pd.DataFrame:
-    """An unstable point is not simulated: its queues grow without bound, so there is nothing
-    to estimate. The twin's rows (inf latency, stable=0) stand in for it."""
+    """A certainly overloaded point is not simulated: its queues grow without bound, so there
+    is nothing to estimate. The twin's rows (inf latency, stable=0) stand in for it."""
     twin = solve(system, workload)
     out = _melt(twin.latency(), twin.components())
     out.insert(0, "replication", 0)
@@ -175,6 +193,12 @@ class SweepResult:
         curve = curve.merge(stable[["point", "mean"]].rename(columns={"mean": "stable"}),
                             on="point")
         curve["stable"] = curve["stable"] >= 1.0
+        adequate = table[(table[key] == name) & (table["metric"] == "adequate")]
+        if kind == "flow" and not adequate.empty:
+            # the twin's rows (never simulated) have no run to be too short
+            curve = curve.merge(adequate[["point", "mean"]].rename(
+                columns={"mean": "adequate"}), on="point", how="left")
+            curve["adequate"] = ~(curve["adequate"] < 1.0)
         return curve.sort_values("users").reset_index(drop=True)
 
     @property
@@ -195,12 +219,16 @@ def sweep(system: System, workloads: Sequence[Workload], replications: int | str
           processes: int | None = None, store: ResultStore | str | None = "results",
           progress: bool = True, confidence: float = 0.95,
           target_half_width: float = 0.05, max_replications: int = 30,
-          target_metric: str = "p99_s") -> SweepResult:
+          target_metric: str = "p99_s", max_extension: float = MAX_EXTENSION) -> SweepResult:
     """Simulate every workload ``replications`` times and summarise with confidence intervals.
 
     ``replications="auto"`` starts with 3 and adds more to each point until the CI half-width
     of ``target_metric`` (pooled flow) is below ``target_half_width`` of its mean, or
-    ``max_replications`` is reached. ``warmup_s=None`` detects the warm-up (MSER-5).
+    ``max_replications`` is reached; a point whose runs are too short for their tail estimates
+    (``adequate`` False) is first rerun with doubled ``duration_s``, up to ``max_extension``
+    times as long (``points["duration_s"]`` says what each point got). A point is simulated
+    unless the model's offered load (a lower bound) already says it is overloaded.
+    ``warmup_s=None`` detects the warm-up (MSER-5).
     Jobs run on ``executor`` (any ``concurrent.futures.Executor``), on the dask cluster at
     ``cluster`` ("tcp://host:8786"), or on ``processes`` local processes (default: all cores;
     1 = in this process). Finished jobs are stored in ``store`` (a directory, or None) and an
@@ -214,28 +242,31 @@ def sweep(system: System, workloads: Sequence[Workload], replications: int | str
     if not auto:
         check_int("sweep", "replications", replications, minimum=1)
     store = _as_store(store)
-    warmups = (tuple(w * duration_s for w in WARMUP_CANDIDATES) if warmup_s is None
-               else (check_number("sweep", "warmup_s", warmup_s, strict=False),))
-    if warmups[-1] >= duration_s:
-        raise ModelError(f"sweep.warmup_s: must be < duration_s ({duration_s:g}), "
-                         f"got {warmup_s!r}")
+    if warmup_s is not None:
+        check_number("sweep", "warmup_s", warmup_s, strict=False)
+        if warmup_s >= duration_s:
+            raise ModelError(f"sweep.warmup_s: must be < duration_s ({duration_s:g}), "
+                             f"got {warmup_s!r}")
     root = np.random.SeedSequence(seed)
-    points, stable = [], {}
+    points, simulated = [], {}
+    durations = dict.fromkeys(range(len(workloads)), duration_s)
     for i, w in enumerate(workloads):
-        twin_stable = solve(system, w).stable
-        stable[i] = twin_stable
+        simulated[i] = not certainly_overloaded(system, w, duration_s)
         points.append({"point": i, "users": w.users,
                        "arrival_rate_per_s": getattr(w, "arrival_rate_per_s", np.nan),
-                       "simulated": twin_stable})
-    frames = [_analytic_rows(system, w, i) for i, w in enumerate(workloads) if not stable[i]]
+                       "simulated": simulated[i]})
+    frames = [_analytic_rows(system, w, i) for i, w in enumerate(workloads) if not simulated[i]]
 
     def jobs_for(point: int, reps: range) -> list[Job]:
-        return [Job(point, r, system, workloads[point], duration_s, warmups,
+        length = durations[point]
+        warmups = (tuple(f * length for f in WARMUP_CANDIDATES) if warmup_s is None
+                   else (float(warmup_s),))
+        return [Job(point, r, system, workloads[point], length, warmups,
                     np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, r)))
                 for r in reps]
 
     first = 3 if auto else replications
-    todo = [j for i in range(len(workloads)) if stable[i] for j in jobs_for(i, range(first))]
+    todo = [j for i in range(len(workloads)) if simulated[i] for j in jobs_for(i, range(first))]
     done: dict[tuple[int, int], pd.DataFrame] = {}
     with ExitStack() as stack:
         pool = _executor(executor, cluster, processes, stack)
@@ -245,24 +276,57 @@ def sweep(system: System, workloads: Sequence[Workload], replications: int | str
             _run_all(todo, pool, store, done, bar)
             todo = []
             if auto:
-                partial = _result(system, points, frames, done, confidence, warmup_s)
+                partial = _result(system, points, frames, done, confidence, warmup_s,
+                                  durations)
                 for i in range(len(workloads)):
                     have = sum(1 for (p, _) in done if p == i)
-                    if stable[i] and have < max_replications and _too_wide(
+                    if not simulated[i]:
+                        continue
+                    if (_too_short(partial, i) and durations[i] < duration_s * max_extension):
+                        # more replications of too short a run only tighten a biased
+                        # interval: run every replication of this point longer instead
+                        durations[i] *= 2.0
+                        for r in range(have):
+                            done.pop((i, r))
+                        todo += jobs_for(i, range(have))
+                    elif have < max_replications and _too_wide(
                             partial, i, target_metric, target_half_width):
                         more = min(max(2, have // 2), max_replications - have)
                         todo += jobs_for(i, range(have, have + more))
                 bar.total += len(todo)
                 bar.refresh()
-    return _result(system, points, frames, done, confidence, warmup_s)
+    result = _result(system, points, frames, done, confidence, warmup_s, durations)
+    _warn_if_short(result)
+    return result
 
 
-def _result(system, points, frames, done, confidence, warmup_s) -> SweepResult:
+def _warn_if_short(result: SweepResult) -> None:
+    lat = result.latency()
+    short = lat[(lat["metric"] == "adequate") & (lat["mean"] < 1.0)]
+    if short.empty:
+        return
+    users = sorted(set(short["users"]))
+    shown = ", ".join(f"{u:,.6g}" for u in users[:6]) + (", ..." if len(users) > 6 else "")
+    warnings.warn(RunLengthWarning(
+        f"sweep: at {len(users)} of {len(result.points)} points ({shown} users) some runs are "
+        "too short for their tail estimates (adequate=False in latency()); run longer "
+        "(duration_s) or use replications='auto', which does"), stacklevel=3)
+
+
+def _result(system, points, frames, done, confidence, warmup_s, durations) -> SweepResult:
     rows = pd.concat(frames + [done[k] for k in sorted(done)], ignore_index=True)
     pts = pd.DataFrame(points)
+    pts["duration_s"] = pts["point"].map(durations)
     reps = rows.drop_duplicates(KEYS).groupby("point").size()
     pts["replications"] = pts["point"].map(reps).fillna(0).astype(int)
     return SweepResult(system, pts, rows, confidence, warmup_given=warmup_s is not None)
+
+
+def _too_short(result: SweepResult, point: int) -> bool:
+    """Some replication of ``point`` reports a finite estimate from too short a run."""
+    lat = result.latency()
+    row = lat[(lat["point"] == point) & (lat["metric"] == "adequate")]
+    return bool((row["mean"] < 1.0).any())
 
 
 def _too_wide(result: SweepResult, point: int, metric: str, target: float) -> bool:

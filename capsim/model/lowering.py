@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from capsim.dists import Distribution
 from capsim.errors import ModelError
 from capsim.model.components import CDN, Cache, Component, Database, Delay, MessageQueue, Service
 from capsim.model.flows import Branch, Call, Publish, Read, Route, Write
-from capsim.model.popularity import che_hit_ratio
+from capsim.model.popularity import che_hit_ratio, lru_hit_ratio
 
 
 @dataclass(frozen=True)
@@ -206,3 +207,48 @@ def async_routes(system) -> tuple[Route, ...]:
             out += [Route(async_flow_name(c), share, (Visit(n),))
                     for n, share in zip(consumer_names(c), c.partition_share(), strict=True)]
     return tuple(out)
+
+
+def _needs_rate(c) -> bool:
+    return isinstance(c, Cache) and c.dynamic and (c.ttl_s is not None or c.invalidate_on_write)
+
+
+def hit_ratios(system, arrival_rate_per_s: float) -> dict[str, float]:
+    """Hit ratio of every Cache and CDN at ``arrival_rate_per_s`` requests per second.
+
+    Unlike ``default_hit_ratio`` this counts a TTL and invalidating writes, which depend on
+    the rate (a TTL in seconds is a TTL in requests only at a given rate): the load a
+    cache's origin really gets, for the model's offered load and for the twin. Remembered
+    per (system, rate): every replication of a sweep point asks the same question."""
+    try:
+        return dict(_hit_ratios_cached(system, float(arrival_rate_per_s)))
+    except TypeError:  # an unhashable model (a user's own field): no memory, same answer
+        return _hit_ratios(system, arrival_rate_per_s)
+
+
+@lru_cache(maxsize=512)
+def _hit_ratios_cached(system, arrival_rate_per_s: float) -> tuple[tuple[str, float], ...]:
+    return tuple(_hit_ratios(system, arrival_rate_per_s).items())
+
+
+def _hit_ratios(system, arrival_rate_per_s: float) -> dict[str, float]:
+    caches = [c for c in system.components if isinstance(c, (Cache, CDN))]
+    hit = {c.name: default_hit_ratio(c) for c in caches}
+    moving = [c for c in caches if _needs_rate(c)]
+    for _ in range(200):
+        if not moving:
+            break
+        rates = step_rates(system, lambda c: hit[c.name])
+        change = 0.0
+        for c in moving:
+            reads = rates.reads.get(c.name, 0.0)
+            if reads <= 0:
+                continue
+            writes = rates.writes.get(c.name, 0.0) if c.invalidate_on_write else 0.0
+            ttl = None if c.ttl_s is None else c.ttl_s * arrival_rate_per_s * reads
+            h = lru_hit_ratio(c.keys, c.zipf_s, c.capacity_keys, ttl, writes / reads)
+            change = max(change, abs(h - hit[c.name]))
+            hit[c.name] = h
+        if change < 1e-12:
+            break
+    return hit

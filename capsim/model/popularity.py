@@ -38,3 +38,36 @@ def che_hit_ratio(keys: int, s: float, capacity: int, ttl_per_request: float | N
     if ttl_per_request is not None:
         t = min(t, ttl_per_request)
     return float(np.sum(p * -np.expm1(-p * t)))
+
+
+def lru_hit_ratio(keys: int, s: float, capacity: int, ttl_requests: float | None = None,
+                  writes_per_read: float = 0.0) -> float:
+    """Hit ratio of an LRU of ``capacity`` over Zipf(``s``) keys, with a TTL counted from
+    insertion (``ttl_requests`` = TTL x read rate) and invalidating writes (per read).
+
+    Che's approximation when neither is given; otherwise each key's stay is the shortest of
+    its LRU lifetime, its TTL and the next write to it (see ``capsim.analytic.components``;
+    an approximation, checked against the engine's LRU in the tests).
+    """
+    if ttl_requests is None and writes_per_read <= 0:
+        return che_hit_ratio(keys, s, capacity)
+    p = zipf_probabilities(keys, s)
+
+    def per_key(t: float) -> np.ndarray:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            lru = p / np.expm1(p * t) if math.isfinite(t) else np.zeros_like(p)
+            kill = lru + p * writes_per_read  # rate at which a stay ends, per request
+            safe = np.where(kill > 0, kill, 1.0)
+            if ttl_requests is None:
+                stay = np.where(kill > 0, 1.0 / safe, np.inf)
+            else:
+                stay = np.where(kill > 0, -np.expm1(-ttl_requests * kill) / safe, ttl_requests)
+            n = p * stay  # hits per stay
+            return np.where(np.isinf(n), 1.0, n / (1.0 + n))
+
+    if capacity >= keys or np.sum(per_key(math.inf)) <= capacity:
+        t = math.inf
+    else:
+        t = optimize.brentq(lambda t: np.sum(per_key(t)) - capacity, 1e-12, 1e15, xtol=1e-12,
+                            rtol=1e-12)
+    return float(np.sum(p * per_key(t)))

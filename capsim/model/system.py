@@ -178,14 +178,25 @@ class System:
     def offered_load(self, arrival_rate_per_s: float) -> dict[str, float]:
         """lambda x demand_k / servers_k per station at a given request rate (0 for a delay).
 
-        At 1 or more the station has no steady state (its queue grows without bound). A worker
-        held across synchronous calls counts their service time (not their waits: the analytic
-        twin adds those), so this is a lower bound there, and >= 1 is certainly unstable.
+        At 1 or more the station has no steady state (its queue grows without bound). Cache
+        hit ratios are the ones this rate gives (a TTL expires more keys at a lower rate), and
+        an autoscaled service spreads its load over the instances it may run
+        (``max_instances``), not over the pool it scales within. A worker held across
+        synchronous calls counts their service time (not their waits: the analytic twin adds
+        those), and retries are not counted (they depend on the waits): a lower bound, so >= 1
+        is certainly unstable; the run's own divergence check covers the rest.
         """
-        demands = self.demands()
-        return {st.name: 0.0 if st.servers is None
+        hits = lowering.hit_ratios(self, arrival_rate_per_s)
+        demands = self.demands(lambda c: hits[c.name])
+        load = {st.name: 0.0 if st.servers is None
                 else arrival_rate_per_s * demands[st.name] / st.servers
                 for st in self.stations()}
+        for scaler in self.autoscalers:
+            names = lowering.instance_names(self.component(scaler.component))
+            total = sum(load[n] for n in names)
+            for k, n in enumerate(names):
+                load[n] = total / scaler.max_instances if k < scaler.max_instances else 0.0
+        return load
 
     def evolve(self, component: str, **changes) -> System:
         """A copy with one component changed: ``system.evolve("db", servers=8)``."""

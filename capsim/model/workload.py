@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from capsim.dists import Distribution, Exponential
 from capsim.errors import check_int, check_number, fail
 from capsim.model.profiles import Profile
+
+PEAK_WINDOW_S = 300.0  # a time-varying load is judged at its busiest five minutes
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,25 @@ class OpenWorkload:
         """Average arrival rate over [t0, t1] (the base rate without a profile)."""
         base = self.arrival_rate_per_s
         return base if self.profile is None else base * self.profile.mean(t0, t1)
+
+    def judged_rate_per_s(self, duration_s: float | None = None) -> float:
+        """The rate stability is judged at: the base rate, or with a profile the highest mean
+        rate over any ``PEAK_WINDOW_S`` window of ``[0, duration_s]`` (a day when not given).
+
+        A peak that outruns capacity for five minutes builds a queue users feel; a burst of a
+        few seconds is absorbed. The simulation and the twin both judge at this rate.
+        """
+        base = self.arrival_rate_per_s
+        if self.profile is None:
+            return base
+        horizon = 86_400.0 if duration_s is None else float(duration_s)
+        window = min(PEAK_WINDOW_S, horizon)
+        t = np.linspace(0.0, horizon, 20_001)
+        m = self.profile.multiplier(t)
+        area = np.concatenate(([0.0], np.cumsum(0.5 * (m[1:] + m[:-1]) * np.diff(t))))
+        starts = t[t <= horizon - window + 1e-9]
+        means = (np.interp(starts + window, t, area) - np.interp(starts, t, area)) / window
+        return base * float(means.max())
 
     @property
     def arrival_rate_per_s(self) -> float:

@@ -4,6 +4,11 @@ One sweep of user growth around the expected peak answers it all: where the budg
 (with a CI), what breaks it, whether today's peak and the planned headroom (2x peak) hold, and
 how much more capacity the bottleneck needs. Written as Markdown and as a self-contained HTML
 page (figures embedded), and summarised as JSON for machines.
+
+One verdict: the checks table and the headline both come from ``Saturation`` (its table's
+``meets``, judged on the budget's bound), so the report cannot contradict itself. Message
+queues are part of it: a consumer group that cannot keep up fails the review even when the
+request latency is fine.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from capsim.errors import ModelError
 from capsim.experiment.growth import growth
 from capsim.experiment.saturation import Budget, Saturation, twin_saturation
 from capsim.experiment.sweep import SweepResult, sweep
@@ -51,6 +57,11 @@ class Review:
             "saturation_users": _num(sat.users), "saturation_ci": [_num(sat.users_low),
                                                                    _num(sat.users_high)],
             "breaks_on": sat.breaks_on, "bottleneck": sat.bottleneck,
+            "bound": self.budget.bound, "judged_on": sat.judged_on, "has_ci": sat.has_ci,
+            "holds_up_to_users": _num(sat.gate_users),
+            "saturation_high_beyond_grid": sat.high_beyond_grid,
+            "accepted_backlogs": [{"backlog": label, "from_users": _num(at)}
+                                  for label, at in sat.accepted_backlogs],
             "checks": [{k: _num(v) if isinstance(v, float) else v for k, v in row.items()}
                        for row in self.checks.to_dict("records")],
             "recommendation": self.recommendation,
@@ -71,12 +82,32 @@ class Review:
         fig2.tight_layout()
         return {"latency": fig1, "utilization": fig2}
 
+    def _notes(self) -> list[str]:
+        """What a reader needs to read the checks: what a backlog check's value is, and which
+        estimates came from runs too short for them."""
+        notes = []
+        table = self.saturation.table
+        if (table["metric"] == "backlog").any():
+            notes += ["A backlog check's value is its busiest consumer's offered load: at 1 "
+                      "(100% of its capacity) or more the queue's backlog grows for as long as "
+                      "the load lasts.", ""]
+        short = table[~table["adequate"] & np.isfinite(table["mean"])] \
+            if "adequate" in table else table.iloc[:0]
+        if not short.empty:
+            at = ", ".join(f"{u:,.0f}" for u in sorted(set(short["users"])))
+            notes += [f"Runs at {at} users were too short for their tail estimates (a queue "
+                      "near saturation relaxes slowly; see RunLengthWarning): those values "
+                      "are biased low. Rerun with a longer --duration, or "
+                      "replications='auto' in Python, before relying on them.", ""]
+        return notes
+
     def markdown(self, images: dict[str, str]) -> str:
         verdict = "PASS" if self.passed else "FAIL"
         lines = [f"# Capacity review: {self.scenario} — {verdict}", "",
                  f"Budget {self.budget}; peak {self.peak_users:,.0f} users; "
-                 f"headroom {self.headroom:g}x peak.", "", f"**{self.saturation}**", "",
-                 "## Checks", "", _md_table(self.checks), "",
+                 f"headroom {self.headroom:g}x peak; judged on "
+                 f"{self.saturation.judged_on}.", "", f"**{self.saturation}**", "",
+                 "## Checks", "", _md_table(self.checks), "", *self._notes(),
                  "## Recommendation", "", self.recommendation, "",
                  "## Latency against users", "", f"![latency]({images['latency']})", "",
                  "## Which component hits the wall", "",
@@ -116,7 +147,11 @@ def capacity_review(system, workload, budget: Budget, *, peak_users: float | Non
     """Sweep users around the peak and judge the budget at peak and at ``headroom`` x peak."""
     peak = float(peak_users if peak_users is not None else workload.users)
     target = peak * headroom
-    guess = twin_saturation(system, workload.with_users(peak), budget)
+    peak_load = workload.with_users(round(peak) if isinstance(workload.users, int) else peak)
+    try:
+        guess = twin_saturation(system, peak_load, budget)
+    except ModelError:  # the twin cannot judge this budget: the sweep alone decides
+        guess = math.nan
     # far enough to see the break, not so far that a roomy system costs a huge sweep
     top = min(max(target * 1.25, guess * 1.15 if math.isfinite(guess) else 0.0), target * 3)
     grid = np.unique(np.round(np.r_[np.linspace(0.25 * peak, top, points), peak, target]))
@@ -126,21 +161,29 @@ def capacity_review(system, workload, budget: Budget, *, peak_users: float | Non
                    duration_s=duration_s, warmup_s=warmup_s, progress=progress, store=store,
                    processes=processes)
     sat = result.saturation(budget)
-    checks = _checks(result, budget, peak, target, sat, headroom)
+    # judged at the grid's own points (rounded like the grid), never at a value it lacks
+    at_peak, at_target = (float(grid[np.abs(grid - u).argmin()]) for u in (peak, target))
+    checks = _checks(sat, at_peak, at_target, headroom)
     return Review(scenario, budget, peak, headroom, result, sat, checks,
                   _recommend(system, result, target, budget))
 
 
-def _checks(result, budget, peak, target, sat, headroom) -> pd.DataFrame:
+def _checks(sat: Saturation, peak: float, target: float, headroom: float) -> pd.DataFrame:
+    """Each check at peak and at the headroom load, and "holds up to the headroom load":
+    all read off ``sat`` (its ``meets`` and ``gate_users``), the same verdict the headline
+    states. The last row passes exactly when every point up to ``target`` meets."""
     rows = []
     for label, users in (("peak", peak), (f"{headroom:g}x peak", target)):
         for _, row in sat.table[np.isclose(sat.table["users"], users)].iterrows():
-            rows.append({"check": f"{row['metric']} at {label} ({users:,.0f} users)",
-                         "value": row["mean"], "ci_high": row["ci_high"],
-                         "limit": row["limit"], "passed": bool(row["mean"] <= row["limit"])})
-    rows.append({"check": f"saturation above {headroom:g}x peak", "value": sat.users,
-                 "ci_high": sat.users_high, "limit": target,
-                 "passed": bool(sat.users >= target)})
+            rows.append({"check": f"{row['label']} at {label} ({users:,.0f} users)",
+                         "value": row["mean"],
+                         "ci_high": row["ci_high"] if sat.has_ci else math.nan,
+                         "limit": row["limit"], "judged on": sat.judged_on,
+                         "passed": bool(row["meets"])})
+    rows.append({"check": f"budget holds at every point up to {headroom:g}x peak "
+                          f"({target:,.0f} users)", "value": sat.gate_users,
+                 "ci_high": math.nan, "limit": target, "judged on": sat.judged_on,
+                 "passed": bool(sat.gate_users >= target)})
     return pd.DataFrame(rows)
 
 
@@ -181,6 +224,8 @@ def _fmt(v) -> str:
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "**no**"
     if isinstance(v, (float, np.floating)):
+        if math.isnan(v):
+            return "—"
         if not math.isfinite(v):
             return str(v)
         return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"
@@ -205,8 +250,10 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3rem .6re
 .verdict{{color:{color};font-weight:bold}}</style></head><body>
 <h1>Capacity review: {html.escape(review.scenario)} — <span class="verdict">{verdict}</span></h1>
 <p>Budget {html.escape(str(review.budget))}; peak {review.peak_users:,.0f} users; headroom
-{review.headroom:g}x peak.</p><p><b>{html.escape(str(review.saturation))}</b></p>
+{review.headroom:g}x peak; judged on {html.escape(review.saturation.judged_on)}.</p>
+<p><b>{html.escape(str(review.saturation))}</b></p>
 <h2>Checks</h2>{table.to_html(index=False, float_format=lambda v: _fmt(v))}
+{"".join(f"<p>{html.escape(note)}</p>" for note in review._notes() if note)}
 <h2>Recommendation</h2><p>{html.escape(review.recommendation)}</p>
 <h2>Latency against users</h2><img alt="latency" src="{images['latency']}" width="100%">
 <h2>Which component hits the wall</h2>

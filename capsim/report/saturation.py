@@ -92,7 +92,7 @@ def hockey_stick(result: SweepResult, budget: Budget | None = None,
                    lw=0)
         ax.axvline(saturation.users, color="tab:orange", lw=2,
                    label=f"budget breaks: {saturation.users:,.0f} users "
-                         f"(95% CI {saturation.users_low:,.0f}-{saturation.users_high:,.0f})")
+                         f"({saturation.ci_text()})")
     users = result.metric("p99_s", flow)["users"].to_numpy(dtype=float)
     _mark_unstable(ax, users, stable)
     finite = np.concatenate(tops) if tops else np.array([])

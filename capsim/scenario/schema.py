@@ -87,13 +87,14 @@ def json_schema() -> dict:
                   "properties": {k: {"type": "string", "description": f"{k} this component"}}}
                  for k in STEPS if k != "Branch"]
     defs["step"] = {"oneOf": [*_tagged(STEPS)["oneOf"], *shorthand]}
-    from capsim.experiment.saturation import Budget
+    from capsim.experiment.saturation import BOUNDS, Budget
     from capsim.model.components import Autoscaler, Outage
     from capsim.model.flows import Flow
 
     defs["Flow"] = _object(Flow)
     for cls in (Outage, Autoscaler, Budget, RunSettings):
         defs[cls.__name__] = _object(cls)
+    defs["Budget"]["properties"]["bound"]["enum"] = list(BOUNDS)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "capsim scenario",

