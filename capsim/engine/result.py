@@ -132,8 +132,9 @@ class RunResult:
             work = self.station_work_s[k] if self.station_work_s else math.nan
             scv = self.station_scv[k] if self.station_scv else 1.0
             measured = d["area_busy"] / d["completions"] if d["completions"] else math.nan
-            per_visit = np.nanmax([work, measured]) if np.isfinite([work, measured]).any() \
-                else math.nan
+            # busy time per visit: the run's where the model misses work (held workers)
+            per_visit = max((x for x in (work, measured) if math.isfinite(x)),
+                            default=math.nan)
             reason = ""
             if self.finite_queues[k] or not math.isfinite(servers):
                 pass
@@ -186,8 +187,12 @@ class RunResult:
     def stable(self) -> bool:
         return not self.unstable_components
 
+    def _owner(self) -> dict[str, str]:
+        """Station name -> the component it belongs to (routes name components)."""
+        return dict(zip(self.station_names, self.station_components, strict=False))
+
     def _flow_stable(self) -> np.ndarray:
-        owner = dict(zip(self.station_names, self.station_components, strict=False))
+        owner = self._owner()
         bad = {owner.get(s, s) for s in self.unstable_components}
         ok = np.ones(len(self.flows), dtype=bool)
         for r, comps in enumerate(self.route_components):
@@ -197,7 +202,7 @@ class RunResult:
 
     def relaxation_s(self) -> np.ndarray:
         """Per flow: the relaxation time of the slowest station it visits (seconds)."""
-        owner = dict(zip(self.station_names, self.station_components, strict=False))
+        owner = self._owner()
         slowest: dict[str, float] = {}
         for st in self.stations:
             comp = owner.get(st.name, st.name)
@@ -252,7 +257,8 @@ class RunResult:
         flows = flow_of[self.route[keep]]
         dropped = flow_of[self.drop_route[self.drop_arrival_s >= self.warmup_s]]
         stable = self._flow_stable()
-        adequate = self.relaxation_s() * stability.ADEQUATE_RELAXATIONS <= self.window_s
+        relax = self.relaxation_s()
+        adequate = relax * stability.ADEQUATE_RELAXATIONS <= self.window_s
         censored = self._censored()
         groups = [(name, flows == i, dropped == i, stable[i], adequate[i], censored[i])
                   for i, name in enumerate(self.flows)]
@@ -261,7 +267,6 @@ class RunResult:
             groups.append((ALL_FLOWS, flows < n_sync, dropped < n_sync,
                            bool(stable[:n_sync].all()), bool(adequate[:n_sync].all()),
                            int(censored[:n_sync].sum())))
-        relax = self.relaxation_s()
         relax = np.append(relax, relax[:n_sync].max(initial=0.0))  # the pooled row
         rows, short = [], []
         for g, (name, sel, dsel, ok, long_enough, in_flight) in enumerate(groups):

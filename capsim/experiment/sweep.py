@@ -277,7 +277,7 @@ def sweep(system: System, workloads: Sequence[Workload], replications: int | str
             todo = []
             if auto:
                 partial = _result(system, points, frames, done, confidence, warmup_s,
-                                  durations)
+                                  durations).latency()  # once per round, not per point
                 for i in range(len(workloads)):
                     have = sum(1 for (p, _) in done if p == i)
                     if not simulated[i]:
@@ -322,15 +322,13 @@ def _result(system, points, frames, done, confidence, warmup_s, durations) -> Sw
     return SweepResult(system, pts, rows, confidence, warmup_given=warmup_s is not None)
 
 
-def _too_short(result: SweepResult, point: int) -> bool:
+def _too_short(lat: pd.DataFrame, point: int) -> bool:
     """Some replication of ``point`` reports a finite estimate from too short a run."""
-    lat = result.latency()
     row = lat[(lat["point"] == point) & (lat["metric"] == "adequate")]
     return bool((row["mean"] < 1.0).any())
 
 
-def _too_wide(result: SweepResult, point: int, metric: str, target: float) -> bool:
-    lat = result.latency()
+def _too_wide(lat: pd.DataFrame, point: int, metric: str, target: float) -> bool:
     names = set(lat["flow"])
     name = "all" if "all" in names else sorted(names)[0]
     row = lat[(lat["point"] == point) & (lat["flow"] == name) & (lat["metric"] == metric)]
