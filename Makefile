@@ -13,10 +13,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m capsim.main_job
+	$(PY) -m capsim demo
+	$(PY) scripts/render_notebooks.py
 
 test: $(STAMP)
-	$(PY) -m ruff check capsim tests bench notebooks
+	$(PY) -m ruff check capsim tests bench notebooks scripts
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 lab: $(STAMP)

@@ -49,7 +49,7 @@ import platform
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -60,6 +60,7 @@ import capsim as cs
 from capsim.analytic import mmc_response_quantile
 from capsim.examples import ecommerce_monolith
 from capsim.experiment import ResultStore, twin_saturation
+from capsim.experiment.runner import shared_pool
 
 SEED = 20240601
 SPREAD = 0.3  # the grid covers the twin's guess +-30%
@@ -102,12 +103,12 @@ def cases() -> list[Case]:
     ]
 
 
-def _where(pool: ProcessPoolExecutor | None) -> dict:
+def _where(pool: Executor | None) -> dict:
     """Sweep keywords: the shared pool, or this process (processes=1) when there is none."""
     return {"processes": 1} if pool is None else {"executor": pool}
 
 
-def _warm_up(pool: ProcessPoolExecutor, processes: int) -> None:
+def _warm_up(pool: Executor, processes: int) -> None:
     """Start the workers and import capsim in them, so no method pays for it."""
     tiny = cs.System([cs.Service("s", 1, cs.Exponential(0.01))],
                      [cs.Flow("f", 1.0, [cs.Call("s")])])
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
           f"capsim {cs.__version__}", file=sys.stderr)
     rows = []
     serial = args.processes <= 1
-    with nullcontext() if serial else ProcessPoolExecutor(args.processes) as pool:
+    with nullcontext(None if serial else shared_pool(args.processes)) as pool:
         if pool is not None:
             _warm_up(pool, args.processes)
         for key in keys:

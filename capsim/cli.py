@@ -1,8 +1,12 @@
 """The ``capsim`` command (also ``python -m capsim``): run, sweep, saturation, compare, review,
-schema.
+demo, schema.
 
-Exit codes: 0 success (and, for ``review``, the budget holds), 1 the budget fails, 2 a bad
+Exit codes: 0 success (and, for ``review``, the budget holds; for ``demo``, the case study's
+verdicts are the ones it tells), 1 the budget fails (``demo``: a verdict changed), 2 a bad
 scenario file or argument. ``--json`` prints machine-readable output on stdout.
+
+Parsing needs nothing heavy: numpy, pandas, scipy and matplotlib are imported by the
+subcommands, so ``capsim --help`` stays quick.
 """
 
 from __future__ import annotations
@@ -15,8 +19,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 EPILOG = {
     "run": "example: capsim run data/scenarios/ecommerce_monolith.yaml --users 15000",
     "sweep": "example: capsim sweep data/scenarios/ecommerce_monolith.yaml --users 5000..25000",
@@ -26,8 +28,12 @@ EPILOG = {
               "--peak-users 10000 --headroom 2x --out reports/review",
     "compare": "example: capsim compare data/scenarios/ecommerce_monolith.yaml --component "
                "postgres --vertical memory-16,fast-32 --horizontal general-8x3",
+    "demo": "example: capsim demo --out reports  (the case study before and after)",
     "schema": "example: capsim schema > capsim-scenario.schema.json",
 }
+# the case study's review: the verdict each scenario should get, and how the demo runs it
+CASE_STUDY = (("ecommerce_monolith", False), ("ecommerce_scaled", True))
+DEMO_RUNS = {"headroom": 2.0, "points": 8, "replications": 3, "duration_s": 120.0}
 
 _UNITS = {"ms": 1e-3, "us": 1e-6, "s": 1.0, "%": 0.01, "": 1.0}
 _ALIASES = {"p99": "p99_s", "p95": "p95_s", "mean": "mean_s", "errors": "error_rate",
@@ -48,7 +54,7 @@ def parse_budget(text: str, bound: str | None = None):
     Also ``async_p99=5s`` (each message queue's publish-to-processed p99) and
     ``backlog=allow`` (accept a consumer group that cannot keep up); ``bound`` is the
     ``--bound`` flag ("upper" or "mean")."""
-    from capsim.experiment.saturation import Budget
+    from capsim.model import Budget
 
     limits: dict = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -69,6 +75,8 @@ def parse_budget(text: str, bound: str | None = None):
 
 def parse_users(text: str) -> list[float]:
     """``5000..25000`` (10 points), ``5000..25000:5000`` (step) or ``1000,2000,4000``."""
+    import numpy as np
+
     m = re.fullmatch(r"([0-9.]+)\.\.([0-9.]+)(?::([0-9.]+))?", text.strip())
     if m:
         lo, hi = float(m.group(1)), float(m.group(2))
@@ -170,7 +178,7 @@ def cmd_saturation(args) -> int:
 
 
 def cmd_review(args) -> int:
-    from capsim.report.review import capacity_review
+    from capsim.experiment.review import capacity_review
 
     sc = _load(args)
     budget = _budget(args, sc)
@@ -190,6 +198,43 @@ def cmd_review(args) -> int:
         print(review.recommendation)
         print(f"report: {paths['html']} and {paths['markdown']}")
     return 0 if review.passed else 1
+
+
+def cmd_demo(args) -> int:
+    """Review the bundled case study, before (must fail its budget) and after (must hold)."""
+    from capsim.examples import scenario
+    from capsim.experiment.review import capacity_review
+
+    runs = {**DEMO_RUNS, **{k: v for k, v in (("points", args.points),
+                                                ("replications", args.replications),
+                                                ("duration_s", args.duration)) if v}}
+    if not args.json:
+        print("Capacity review of the case study (before and after)")
+    written, surprises = [], []
+    for name, should_pass in CASE_STUDY:
+        sc = scenario(name)
+        review = capacity_review(sc.system, sc.workload, _budget(args, sc), **runs,
+                                 seed=sc.run.seed, scenario=sc.name, progress=not args.json,
+                                 store=args.store)
+        paths = review.write(args.out / "review" / name)
+        written.append({**review.summary(), "expected_pass": should_pass,
+                        "report": str(paths["html"])})
+        if review.passed != should_pass:
+            surprises.append(f"{sc.name} {'passed' if review.passed else 'failed'}; the case "
+                             f"study says it {'passes' if should_pass else 'fails'}")
+        if not args.json:
+            print(f"\n{sc.name}: {'PASS' if review.passed else 'FAIL'} — {review.saturation}")
+            print(f"  {review.recommendation}")
+    if args.json:
+        print(json.dumps(written, indent=2))
+    else:
+        print("\nWhere to look:")
+        for row in written:
+            print(f"  {row['report']}  ({row['scenario']}: "
+                  f"{'PASS' if row['passed'] else 'FAIL'})")
+    for line in surprises:
+        print(f"capsim demo: {line}", file=sys.stderr)
+    return 1 if surprises else 0
 
 
 def _options(spec: str | None, kind: str, catalogue):
@@ -260,11 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name, func, help_text):
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG[name])
         p.set_defaults(func=func)
-        if name != "schema":
+        if name not in ("schema", "demo"):
             p.add_argument("scenario", type=Path, help="scenario file (YAML)")
+        if name != "schema":
             p.add_argument("--json", action="store_true", help="machine-readable output")
             p.add_argument("--duration", type=float, help="simulated seconds per run")
-        if name in ("sweep", "saturation", "review"):
+        if name in ("sweep", "saturation", "review", "demo"):
             p.add_argument("--store", default="results",
                            help="result store directory (finished runs are reused)")
             p.add_argument("--bound", choices=("upper", "mean"),
@@ -297,17 +343,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=10, help="user counts in the sweep")
     p.add_argument("--replications", type=int)
     p.add_argument("--out", type=Path, default=Path("reports/review"), help="report folder")
+    p = add("demo", cmd_demo, "Review the bundled case study before and after (what `make "
+            "run` shows); exits 1 if a verdict differs from the case study's.")
+    p.add_argument("--points", type=int, help=f"user counts per sweep ({DEMO_RUNS['points']})")
+    p.add_argument("--replications", type=int,
+                   help=f"replications per point ({DEMO_RUNS['replications']})")
+    p.add_argument("--out", type=Path, default=Path("reports"),
+                   help="reports folder (the reviews go to OUT/review/<scenario>/)")
     add("schema", cmd_schema, "Print the JSON Schema of scenario files.")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # --help and bad arguments exit here, importing nothing
     import matplotlib
 
     matplotlib.use("Agg")
     from capsim.errors import ModelError
 
-    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ModelError, UsageError) as exc:

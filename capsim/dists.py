@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
-from scipy import special, stats
 
 from capsim.errors import ModelError, check_int, check_number, fail
 
@@ -166,6 +165,8 @@ class Gamma(_ByMeanAndCv):
         return rng.gamma(self.shape, self.mean_s / self.shape, n)
 
     def cdf(self, x):
+        from scipy import special  # here, not at import: a run never needs it
+
         x = np.maximum(np.asarray(x, dtype=float), 0.0)
         return special.gammainc(self.shape, x * self.shape / self.mean_s)
 
@@ -208,6 +209,8 @@ class LogNormal(_ByMeanAndCv):
         return rng.lognormal(self.mu, self.sigma, n)
 
     def cdf(self, x):
+        from scipy import stats
+
         return stats.lognorm.cdf(np.asarray(x, dtype=float), s=self.sigma, scale=math.exp(self.mu))
 
 

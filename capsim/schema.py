@@ -37,3 +37,31 @@ COMPONENT_COLUMNS = [
 ]
 
 ALL_FLOWS = "all"  # the flow name of the row that pools every flow
+
+# Cumulative per-station counters a run samples over time (``RunResult.samples``' last axis,
+# read one at a time with ``RunResult.counter(name)``): time-integrals of requests present and
+# of busy servers, sums of waits and sojourns (s), counts, and the number present at the time.
+COUNTERS = ("area_in_system", "area_busy", "wait_sum_s", "sojourn_sum_s", "arrivals", "started",
+            "completions", "drops", "present")
+
+# -- flow names ---------------------------------------------------------------------------------
+# A MessageQueue's messages, publish to processed, are reported as a flow of their own next to
+# the request flows. Its name is made and read only here, so no caller matches on the suffix.
+# (This module imports nothing: every layer, the model's lowering included, may use it.)
+_ASYNC_SUFFIX = " (async)"
+
+
+def async_flow(queue: str) -> str:
+    """The flow name of ``queue``'s messages: ``"orders"`` -> ``"orders (async)"``."""
+    return f"{queue}{_ASYNC_SUFFIX}"
+
+
+def is_async_flow(flow: str) -> bool:
+    """Whether ``flow`` is a message queue's async flow (not requests a user waits for)."""
+    return flow.endswith(_ASYNC_SUFFIX) and len(flow) > len(_ASYNC_SUFFIX)
+
+
+def async_queue(flow: str) -> str | None:
+    """The queue an async flow belongs to (``"orders (async)"`` -> ``"orders"``); None for a
+    request flow."""
+    return flow[: -len(_ASYNC_SUFFIX)] if is_async_flow(flow) else None

@@ -28,7 +28,6 @@
 # %%
 import math
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -42,7 +41,6 @@ from capsim.experiment import twin_saturation
 SEED = 2  # every simulation below is a pure function of (model, workload, seed)
 REPS = 5  # independent replications per simulated point
 DURATION_S = 90  # simulated seconds per run (MSER-5 picks the warm-up to drop)
-pool = ProcessPoolExecutor()  # one set of worker processes for every simulation below
 
 # %% [markdown]
 # ## The model
@@ -125,7 +123,7 @@ coarse = np.arange(1_000, 16_001, 3_000)
 fine = np.arange(round(0.85 * twin_users, -3), 1.1 * twin_users + 500, 500)
 grid_users = sorted({int(u) for u in np.r_[coarse, fine]})
 grid = cs.sweep(system, cs.growth(today, users=grid_users), REPS, SEED, duration_s=DURATION_S,
-                executor=pool, store=None, progress=False)
+                store=None, progress=False)
 sat = grid.saturation(budget)
 print(sat)
 
@@ -186,8 +184,7 @@ print(f"Grid cost: {int(grid.points['simulated'].sum())} simulated points x {REP
 # %%
 with tempfile.TemporaryDirectory() as tmp:
     search = cs.find_saturation(system, today, budget, duration_s=DURATION_S, replications=REPS,
-                                seed=SEED, rel_tol=0.02, store=tmp, executor=pool,
-                                max_extension=2)
+                                seed=SEED, rel_tol=0.02, store=tmp, max_extension=2)
 print(search)
 ev = search.evaluations
 pd.DataFrame({"users": ev["users"].round(), "p99 (ms)": ev["mean"] * 1e3,
@@ -248,7 +245,6 @@ print(f"The bottleneck is {sat.bottleneck}: {sat.users * per_user[sat.bottleneck
       f"weeks of growth, before the budget breaks.")
 print(f"A load test at 2x today's peak ({2 * today.users:,} users) would "
       f"{'pass' if 2 * today.users <= sat.users_low else 'fail or sit at the edge'}.")
-pool.shutdown()
 
 # %% [markdown]
 # **Answer.** The numbers above, in words: the monolith holds the 200 ms p99 budget to a little

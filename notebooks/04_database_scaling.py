@@ -29,14 +29,13 @@
 # (exponential). Traffic is counted in active users, each loading a page every 50 s.
 
 # %%
-from concurrent.futures import ProcessPoolExecutor
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 import capsim as cs
 from capsim.experiment import twin_saturation
+from capsim.scaling.sizing import bottleneck
 
 SEED = 4
 RATE = 0.02  # pages per second per active user
@@ -44,7 +43,6 @@ today = cs.OpenWorkload(users=10_000, requests_per_user_s=RATE)
 budget = cs.Budget(p99_s=0.200)
 APP = cs.Service("app", servers=64, service_time=cs.LogNormal(mean=0.010, cv=1.0))
 PG = cs.Database("pg", servers=8, service_time=cs.Exponential(0.008))
-pool = ProcessPoolExecutor(2)  # one set of worker processes for every simulation below
 
 
 def shop(pg: cs.Database, checkout: float = 0.1, history: float = 0.0,
@@ -61,13 +59,6 @@ def shop(pg: cs.Database, checkout: float = 0.1, history: float = 0.0,
     return cs.System([APP, pg], flows, name=pg.name)
 
 
-def users_at(system: cs.System, level: float = 1.0) -> tuple[float, str]:
-    """Users at which the busiest station reaches `level` utilization, and its name."""
-    per_user = system.offered_load(RATE)
-    worst = max(per_user, key=per_user.get)
-    return level / per_user[worst], worst
-
-
 # %% [markdown]
 # ## 1 · The index: a 30-second query
 #
@@ -81,7 +72,7 @@ def users_at(system: cs.System, level: float = 1.0) -> tuple[float, str]:
 pg_orders = cs.replace(PG, table_rows=150_000_000)
 variants = {"no index": shop(pg_orders, history=0.01, index=False),
             "indexed": shop(pg_orders, history=0.01, index=True)}
-walls = {name: users_at(s)[0] for name, s in variants.items()}
+walls = {name: bottleneck(s).users_at(RATE) for name, s in variants.items()}
 work = variants["no index"].demands()["pg"]
 scans = 0.01 * pg_orders.table_rows / pg_orders.scan_rows_per_s
 print(f"One scan: {pg_orders.table_rows / pg_orders.scan_rows_per_s:.0f} s of a core, "
@@ -96,7 +87,7 @@ USERS_SCAN = [200, 400, 600, 800, 1000]
 # 30 s scans make a heavy tail: long runs for the unindexed variant, short ones suffice indexed
 runs_of = {"no index": (5, 2400), "indexed": (3, 600)}  # (replications, seconds)
 scan_runs = {(name, u): cs.replicate(s, today.with_users(u), runs_of[name][0], SEED,
-                                     duration_s=runs_of[name][1], warmup_s=100, executor=pool)
+                                     duration_s=runs_of[name][1], warmup_s=100)
              for name, s in variants.items() for u in USERS_SCAN}
 p99 = pd.DataFrame([{"variant": name, "users": u, **row}
                     for (name, u), reps in scan_runs.items()
@@ -166,25 +157,23 @@ layouts = {
     "3 shards, one hot": cs.replace(PG, shards=3, shard_weights=(0.5, 0.25, 0.25)),
 }
 read_heavy = {name: shop(pg) for name, pg in layouts.items()}
-n = len(read_heavy)
-breaks_at = pool.map(twin_saturation, read_heavy.values(), [today] * n, [budget] * n)
-capacity = pd.DataFrame([{"layout": name, "first to break": users_at(s)[1],
-                          "80% alarm at (users)": users_at(s, 0.8)[0],
-                          "100% at (users)": users_at(s)[0],
-                          "p99 > 200 ms at (users, twin)": users}
-                         for (name, s), users in zip(read_heavy.items(), breaks_at,
-                                                     strict=True)]).set_index("layout")
+bottlenecks = {name: bottleneck(s) for name, s in read_heavy.items()}  # fills first
+capacity = pd.DataFrame([{"layout": name, "first to break": bottlenecks[name].station,
+                          "80% alarm at (users)": bottlenecks[name].users_at(RATE, 0.8),
+                          "100% at (users)": bottlenecks[name].users_at(RATE),
+                          "p99 > 200 ms at (users, twin)": twin_saturation(s, today, budget)}
+                         for name, s in read_heavy.items()]).set_index("layout")
 capacity.round(-2)
 
 # %%
 GRID = np.linspace(2_000, 78_000, 20)
-twins = {name: pool.map(cs.analytic.solve, [s] * GRID.size, [today.with_users(u) for u in GRID])
+twins = {name: [cs.analytic.solve(s, today.with_users(u)) for u in GRID]
          for name, s in read_heavy.items()}
 twin_p99 = {name: [t.latency().set_index("flow").loc["all", "p99_s"] for t in results]
             for name, results in twins.items()}
 check_users = 2 * today.users  # the case study's load test: 2x today's peak
 checks = {name: cs.replicate(s, today.with_users(check_users), 4, SEED, duration_s=60,
-                             warmup_s=5, executor=pool) for name, s in read_heavy.items()}
+                             warmup_s=5) for name, s in read_heavy.items()}
 
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.6), width_ratios=[1.2, 1])
 colors = dict(zip(layouts, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
@@ -266,7 +255,8 @@ def layout(kind: str, boxes: int) -> cs.Database:
 KINDS = ["primary + replicas", "shards", "shards, one hot"]
 MIXES = {"read-heavy (10% checkout)": 0.1, "write-heavy (50% checkout)": 0.5}
 scaling = pd.DataFrame([{"kind": kind, "mix": mix, "boxes": b,
-                         "users": users_at(shop(layout(kind, b), checkout=w), 0.8)[0]}
+                         "users": bottleneck(shop(layout(kind, b), checkout=w)).users_at(
+                             RATE, 0.8)}
                         for kind in KINDS for mix, w in MIXES.items() for b in BOXES])
 
 fig, ax = plt.subplots(figsize=(8, 4.6))
@@ -302,8 +292,8 @@ print(f"Read-heavy: primary + 7 replicas {grid['primary + replicas', rd, 8]:,.0f
 HEAVY = 48_000
 five = {"primary + 4 replicas": shop(layout("primary + replicas", 5), checkout=0.5),
         "5 shards": shop(layout("shards", 5), checkout=0.5)}
-heavy = {name: cs.replicate(s, today.with_users(HEAVY), 4, SEED, duration_s=60, warmup_s=5,
-                            executor=pool) for name, s in five.items()}
+heavy = {name: cs.replicate(s, today.with_users(HEAVY), 4, SEED, duration_s=60, warmup_s=5)
+         for name, s in five.items()}
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), sharey=True)
 for ax, (name, reps) in zip(axes, heavy.items(), strict=True):
     u = reps.components().query("metric == 'utilization' and component != 'app'")

@@ -28,8 +28,6 @@
 # 5. **CDN.** What does serving static assets from the edge do for the user and the origin?
 
 # %%
-from concurrent.futures import ProcessPoolExecutor
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -40,7 +38,6 @@ from capsim.model.popularity import che_hit_ratio
 from capsim.report.timeseries import latency_timeseries, recovery, station_timeseries
 
 SEED = 5
-pool = ProcessPoolExecutor(2)  # one set of worker processes for every simulation below
 APP = cs.Service("app", servers=64, service_time=cs.LogNormal(mean=0.005, cv=1.0))
 PG = cs.Database("pg", servers=4, service_time=cs.Exponential(0.010))
 REDIS = cs.Cache("redis", servers=4, service_time=cs.Exponential(0.0005), hit_ratio=0.9)
@@ -75,7 +72,7 @@ H_SIM = [0.7, 0.8, 0.9, 0.95, 0.99]
 H_LINE = np.linspace(0.61, 0.995, 40)
 twin = [cs.analytic.solve(product_page(cs.replace(REDIS, hit_ratio=h)), load) for h in H_LINE]
 sims = {h: cs.replicate(product_page(cs.replace(REDIS, hit_ratio=h)), load, 3, SEED,
-                        duration_s=30, warmup_s=3, executor=pool) for h in H_SIM}
+                        duration_s=30, warmup_s=3) for h in H_SIM}
 pts = pd.DataFrame([{"h": h, "pg_util": r.components().query(
     "component == 'pg' and metric == 'utilization'")["mean"].item(),
     **r.latency().query("metric == 'p99_s'").iloc[0][["mean", "half_width"]]}
@@ -161,8 +158,8 @@ cases = [(ttl, inv) for inv in (False, True) for ttl in TTLS]
 systems = [product_page(cs.replace(inventory, ttl_s=ttl, invalidate_on_write=inv), 0.05)
            for ttl, inv in cases]
 warm = [1.2 * ttl + 60 for ttl, _ in cases]
-runs = pool.map(cs.simulate, systems, [load.with_users(10_000)] * len(cases),
-                [w + 600 for w in warm], warm, [SEED] * len(cases))
+runs = [cs.simulate(system, load.with_users(10_000), w + 600, w, SEED)
+        for system, w in zip(systems, warm, strict=True)]
 stale = pd.DataFrame([{"ttl_s": ttl, "invalidate": inv, **r.caches().iloc[0].to_dict(),
                        "pg_util": r.components().set_index("component").loc["pg", "utilization"]}
                       for (ttl, inv), r in zip(cases, runs, strict=True)])
@@ -219,9 +216,8 @@ lru = cs.Cache("redis", servers=4, service_time=cs.Exponential(0.0005), keys=KEY
                zipf_s=ZIPF, capacity_keys=20_000)
 starts = {"warm (pre-loaded)": cs.replace(lru, warm=True),
           "cold (empty)": cs.replace(lru, warm=False)}
-start_runs = dict(zip(starts, pool.map(cs.simulate, [product_page(r) for r in starts.values()],
-                                       [load] * 2, [180] * 2, [0.0] * 2, [SEED] * 2),
-                      strict=True))
+start_runs = {name: cs.simulate(product_page(redis), load, 180, seed=SEED)
+              for name, redis in starts.items()}
 fig, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
 for (name, run), color in zip(start_runs.items(), ["tab:green", "tab:red"], strict=True):
     hits = run.hit_ratio_timeseries()
@@ -293,8 +289,7 @@ def site(use_cdn: bool) -> cs.System:
 
 
 sites = {"from the origin": site(False), "through the CDN": site(True)}
-cdn_runs = dict(zip(sites, pool.map(cs.simulate, sites.values(), [load] * 2, [60] * 2,
-                                    [5.0] * 2, [SEED] * 2), strict=True))
+cdn_runs = {name: cs.simulate(system, load, 60, 5.0, SEED) for name, system in sites.items()}
 table = pd.concat({name: r.latency().set_index("flow")[["mean_s", "p50_s", "p99_s"]] * 1e3
                    for name, r in cdn_runs.items()}, names=["served", "flow"])
 static_util = {name: r.components().set_index("component").loc["static", "utilization"]
@@ -325,7 +320,6 @@ print(f"A page (HTML + bundle): mean {page['from the origin']:.0f} -> "
       f"{asset.loc['through the CDN', 'p99_s']:.0f} ms (misses still go to the origin).")
 print(f"The static origin goes from {static_util['from the origin']:.0%} to "
       f"{static_util['through the CDN']:.0%} busy.")
-pool.shutdown()
 
 # %% [markdown]
 # **Answer.** The CDN helps twice. For the user, a static file is one short hop instead of a

@@ -29,17 +29,16 @@
 # retry storms to this picture, are left out of this notebook.
 
 # %%
-from concurrent.futures import ProcessPoolExecutor
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 import capsim as cs
-from capsim.engine.result import format_seconds
+from capsim.report.timeaxis import minutes_axis
 from capsim.report.timeseries import latency_timeseries, recovery, station_timeseries
+from capsim.schema import async_flow
+from capsim.units import format_duration
 
 SEED = 6
-pool = ProcessPoolExecutor(2)  # one set of worker processes for every simulation below
 DOWN_AT, DOWN_FOR, RUN_S = 120.0, 300.0, 900.0  # payment is down from minute 2 to minute 7
 load = cs.OpenWorkload(users=20_000, requests_per_user_s=0.01)  # 200 requests/s
 API = cs.Service("orders-api", servers=16, service_time=cs.Exponential(0.010), queue_capacity=64)
@@ -54,17 +53,7 @@ queued = cs.System(
     [API, cs.MessageQueue("payments", partitions=8, consumer=PAYMENT, retention_s=3600)],
     [cs.Flow("place-order", 0.5, [cs.Call("orders-api"), cs.Publish("payments")]), status],
     outages=[cs.Outage("payments", DOWN_AT, DOWN_FOR)], name="queued")
-
-
-def minutes(ax) -> None:
-    """Label a time axis (seconds) in minutes, one tick a minute."""
-    ax.xaxis.set_major_locator(plt.MultipleLocator(60))
-    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda x, _: f"{x / 60:g}"))
-
-
-runs = dict(zip(["synchronous", "queued"], pool.map(cs.simulate, [sync, queued], [load] * 2,
-                                                    [RUN_S] * 2, [0.0] * 2, [SEED] * 2),
-                strict=True))
+runs = {system.name: cs.simulate(system, load, RUN_S, seed=SEED) for system in (sync, queued)}
 
 # %% [markdown]
 # ## The two designs
@@ -105,7 +94,7 @@ axes[2].legend(frameon=False, fontsize=8)
 for a in axes:
     a.axvspan(DOWN_AT, DOWN_AT + DOWN_FOR, color="0.5", alpha=0.12, lw=0)
     a.grid(alpha=0.3)
-    minutes(a)
+    minutes_axis(a)
 plt.show()
 
 # %%
@@ -116,7 +105,7 @@ for name, d in during.items():
     share = by_flow["errors"] / by_flow.sum(axis=1)
     print(f"{name:11s} during the outage: {share['place-order']:.1%} of orders and "
           f"{share['order-status']:.1%} of status requests failed; the slowest that got "
-          f"through took {format_seconds(d['p99_s'].max())} (p99 of their 10 s window)")
+          f"through took {format_duration(d['p99_s'].max())} (p99 of their 10 s window)")
 lat = runs["synchronous"].latency().set_index("flow")
 print(f"Over the whole 15 minutes, synchronous: {lat.loc['all', 'errors']:,} errors "
       f"({lat.loc['all', 'error_rate']:.0%} of requests), though payment was down a third of "
@@ -145,7 +134,7 @@ print(f"Over the whole 15 minutes, synchronous: {lat.loc['all', 'errors']:,} err
 # %%
 q = runs["queued"]
 backlog = station_timeseries(q, ["payments"], by_component=True)
-messages = latency_timeseries(q, WINDOW, flows=["payments (async)"])
+messages = latency_timeseries(q, WINDOW, flows=[async_flow("payments")])
 lam = load.arrival_rate_per_s * 0.5
 k_mu = PAYMENT.servers / PAYMENT.service_time.mean
 drain_theory = lam * DOWN_FOR / (k_mu - lam)
@@ -170,7 +159,7 @@ bx.set(ylabel="p99 time from order to\npayment processed (s)", xlabel="minutes (
 for a in (ax, bx):
     a.axvspan(DOWN_AT, up, color="0.5", alpha=0.12, lw=0)
     a.grid(alpha=0.3)
-    minutes(a)
+    minutes_axis(a)
 plt.show()
 
 # %%
@@ -217,8 +206,8 @@ systems = [cs.System([svc], [cs.Flow("browse", 1.0, [cs.Call("catalog")])],
            for svc, _ in cases.values()]
 loads = [cs.OpenWorkload(users=rho * capacity * 100, requests_per_user_s=0.01)
          for _, rho in cases.values()]
-lb_runs = dict(zip(cases, pool.map(cs.simulate, systems, loads, [660.0] * 3, [0.0] * 3,
-                                   [SEED] * 3), strict=True))
+lb_runs = {name: cs.simulate(system, lw, 660.0, seed=SEED)
+           for name, system, lw in zip(cases, systems, loads, strict=True)}
 
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.2))
 for (name, r), color in zip(lb_runs.items(), ["tab:green", "tab:red", "tab:orange"],
@@ -235,7 +224,7 @@ bx.set(ylabel="p99 of requests arriving in each 10 s (s, log)", yscale="log",
 for a in (ax, bx):
     a.axvspan(DOWN_AT, DOWN_AT + DOWN_FOR, color="0.5", alpha=0.12, lw=0)
     a.grid(alpha=0.3)
-    minutes(a)
+    minutes_axis(a)
 ax.legend(frameon=False, fontsize=9)
 plt.show()
 
@@ -253,7 +242,7 @@ for name, r in lb_runs.items():
     back = (f"back to normal {rec.back_s - DOWN_AT - DOWN_FOR:.0f} s after the instance "
             "returned" if rec.back_s > DOWN_AT + DOWN_FOR else "never left its normal range")
     print(f"{name}: the 3 survivors run at {rho * 4 / 3:.0%}; p99 "
-          f"{format_seconds(normal_p99)} before, {format_seconds(worst[name])} at worst; peak "
+          f"{format_duration(normal_p99)} before, {format_duration(worst[name])} at worst; peak "
           f"{rec.peak:,.0f} requests in the service, {back}; "
           f"{dead['present'].iloc[0]:.0f} requests stranded on the dead instance.")
 
@@ -279,9 +268,8 @@ print(f"Payment down for {DOWN_FOR / 60:.0f} min at 200 requests/s: synchronous,
       f"{drained.peak:,.0f} orders wait and are processed within "
       f"{drained.back_s - up:.0f} s of payment's return (formula: {drain_theory:.0f} s).")
 calm, hot = worst["60% busy, least connections"], worst["80% busy, least connections"]
-print(f"One of 4 instances down: at 60% busy p99 peaks at {format_seconds(calm)}; at 80% busy "
-      f"at {format_seconds(hot)}, because 3 instances cannot carry {0.8 * 4 / 3:.0%}.")
-pool.shutdown()
+print(f"One of 4 instances down: at 60% busy p99 peaks at {format_duration(calm)}; at 80% busy "
+      f"at {format_duration(hot)}, because 3 instances cannot carry {0.8 * 4 / 3:.0%}.")
 
 # %% [markdown]
 # **Answer.** A synchronous call chain is only as available as its least available link, and

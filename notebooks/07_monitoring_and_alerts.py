@@ -39,15 +39,10 @@ import pandas as pd
 
 import capsim as cs
 from capsim.experiment import twin_saturation
-from capsim.monitor import (
-    Alert,
-    evaluate,
-    format_duration,
-    lead_times,
-    slo_alerts,
-    write_prometheus,
-)
+from capsim.monitor import Alert, evaluate, lead_times, slo_alerts, write_prometheus
 from capsim.report.dashboard import dashboard
+from capsim.report.timeaxis import DayClock
+from capsim.units import format_clock, format_duration
 
 SEED = 7
 COMPRESS = 8  # the day's shape plays out in 24 h / 8 = 3 h of simulated time
@@ -55,6 +50,7 @@ DAY_S = 24 * 3600 / COMPRESS
 HOUR = DAY_S / 24  # one hour of the day lasts 7.5 simulated minutes
 START = 6  # the run starts at 06:00 and ends at midnight
 WINDOW_S = 60  # metrics are scraped per one-minute window, rules evaluated at each end
+day_clock = DayClock(period_s=DAY_S, start_hour=START)  # simulated seconds -> hour of the day
 
 # %% [markdown]
 # ## The day
@@ -134,15 +130,9 @@ for key, rule in rules.items():
     print(f"{key:24s} " + ("; ".join(r.rule for r in rule) if isinstance(rule, list)
                            else rule.rule))
 
-
-def hhmm(s: float) -> str:
-    return f"{int(s // 3600)}:{int(s % 3600 // 60):02d}"
-
-
-def clock(s: float) -> str:
-    """Tick labels: simulated h:mm, and the hour of the (compressed) day under it."""
-    return f"{hhmm(s)}\n({s / HOUR + START:02.0f}:00)"
-
+# %% [markdown]
+# The dashboard the on-call would have watched. Each tick gives the simulated time and, in
+# brackets, the hour of the compressed day it stands for.
 
 # %%
 fig = dashboard(ts, [("postgres", "utilization", "postgres · CPU (utilization)"),
@@ -151,7 +141,7 @@ fig = dashboard(ts, [("postgres", "utilization", "postgres · CPU (utilization)"
                      (flows, "throughput_per_s", "pages per second"),
                      ("app", "utilization", "app · utilization")],
                 alerts=[rules["CPU > 80% for 5 min"], rules["p99 > 200 ms for 1 min"]],
-                thresholds={"utilization": 1.0}, clock=clock,
+                thresholds={"utilization": 1.0}, clock=day_clock,
                 xlabel="simulated time (h:mm); in brackets, the hour of the compressed day",
                 title="The monolith through a compressed day (day clock in brackets)")
 plt.show()
@@ -171,10 +161,11 @@ incidents = ["launch spike", "evening peak"]
 assert len(next(iter(leads.values()))) == len(incidents), "expected two incidents"
 fired = {key: len(evaluate(rule, ts)) for key, rule in rules.items()}
 table = pd.DataFrame([
-    {"rule": key, "incident": name, "breach from": hhmm(lt.breach_at_s),
-     "day clock": hhmm((lt.breach_at_s / HOUR + START) * 3600),
-     "lasted (min)": lt.breach_s / 60,
-     "alert fired": hhmm(lt.fired_at_s), "lead (min)": lt.lead_s / 60, "status": lt.status,
+    {"rule": key, "incident": name,
+     "breach from": format_clock(lt.breach_at_s, with_seconds=False),
+     "day clock": day_clock.time_of_day(lt.breach_at_s), "lasted (min)": lt.breach_s / 60,
+     "alert fired": format_clock(lt.fired_at_s, with_seconds=False),
+     "lead (min)": lt.lead_s / 60, "status": lt.status,
      "firings all day": fired[key]}
     for key, every in leads.items() for name, lt in zip(incidents, every, strict=True)])
 table.round(1)
@@ -211,23 +202,15 @@ breaks_at = {f: twin_saturation(system, today, cs.Budget(p99_s=0.2, flow=f)) for
 weakest = min(breaks_at, key=breaks_at.get)
 users_twin = breaks_at[weakest]  # steady state: the weakest endpoint's p99 reaches 200 ms
 users_seen = PEAK_USERS * run_day.multiplier(cpu5["evening peak"].breach_at_s)  # in the run
-
-
-def first_time(profile: cs.Diurnal, users: float) -> float:
-    """When the load, rising from the trough to the peak, reaches `users` (s into the day)."""
-    hour = profile.period_s / 24
-    grid = np.linspace((profile.peak_hour - 12) * hour, profile.peak_hour * hour, 43_201)
-    return float(grid[np.argmax(PEAK_USERS * profile.multiplier(grid) >= users)])
-
-
 real_day = cs.Diurnal(trough=day.trough, peak_hour=day.peak_hour)  # period 24 h
-ramp = pd.DataFrame(
-    [{"day": name, "breach at": label,
-      "80% -> breach load": format_duration(first_time(p, u) - first_time(p, users_80)),
-      "CPU alert lead": format_duration(first_time(p, u) - first_time(p, users_80) - 300)}
-     for name, p in (("compressed (simulated)", day), ("real 24 h", real_day))
-     for label, u in (("twin: steady-state p99 = 200 ms", users_twin),
-                      ("load where the run broke", users_seen))])
+days = {"compressed (simulated)": day, "real 24 h": real_day}
+loads = {"twin: steady-state p99 = 200 ms": users_twin, "load where the run broke": users_seen}
+# on the ramp up to the evening peak: from the load at 80% CPU to the load that breaks the SLO
+ramp_s = {(name, label): p.rising_time(u / PEAK_USERS) - p.rising_time(users_80 / PEAK_USERS)
+          for name, p in days.items() for label, u in loads.items()}
+ramp = pd.DataFrame([{"day": name, "breach at": label, "80% -> breach load": format_duration(s),
+                      "CPU alert lead": format_duration(s - 300)}
+                     for (name, label), s in ramp_s.items()])
 print(f"Twin: postgres is 80% busy at {users_80:,.0f} users; {weakest} p99 reaches 200 ms at "
       f"{users_twin:,.0f} ({users_twin * per_user['postgres']:.0%} busy). The run's evening "
       f"breach began at {users_seen:,.0f} users ({users_seen * per_user['postgres']:.0%}); "

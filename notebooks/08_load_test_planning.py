@@ -27,7 +27,6 @@
 # model can be checked against a known truth; with real files the steps are the same).
 
 # %%
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -45,7 +44,6 @@ REPS = 3  # replications per simulated load step
 STEP_S = 60  # every load step runs 60 s, as in the tests
 PEAK_PER_S = 180.0  # today's production peak (requests/s): the number the plan starts from
 budget = cs.Budget(p99_s=0.200)  # "every endpoint p99 < 200 ms"
-pool = ProcessPoolExecutor(2)
 
 # %% [markdown]
 # ## 1 · The model, from what production already tells us
@@ -79,9 +77,9 @@ fit.table[["family", "mean_s", "cv", "aic", "delta", "ks_stat"]].round(4)
 k6_script = cs.ClosedWorkload(users=10, think_time=cs.Deterministic(0.1))
 vus = [5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 70, 80, 90, 100, 120, 150, 200, 250]
 plan = cs.sweep(system, cs.growth(k6_script, users=vus), REPS, SEED, duration_s=STEP_S,
-                warmup_s=0.0, executor=pool, store=None, progress=False)
+                warmup_s=0.0, store=None, progress=False)
 sat = plan.saturation(budget)
-curve = {m: plan.metric(m, "get").set_index("users")["mean"]
+curve = {m: plan.curve(m, "get")["mean"]
          for m in ("throughput_per_s", "p99_s", "error_rate")}
 knee = capacity * (service.mean + k6_script.think_time.mean)  # Kleinrock's N*
 rising = curve["throughput_per_s"][curve["throughput_per_s"].index <= knee]  # increasing
@@ -164,21 +162,14 @@ measured[["tool", "concurrency", "duration_s", "requests", "throughput_per_s", "
 locust_script = cs.ClosedWorkload(users=5, think_time=cs.Gamma(mean=0.1, cv=0.05 / 3**0.5 / 0.1))
 locust_users = [int(u) for u in measured.loc[measured["tool"] == "Locust", "concurrency"]]
 locust_sim = cs.sweep(system, cs.growth(locust_script, users=locust_users), REPS, SEED,
-                      duration_s=STEP_S, warmup_s=10.0, executor=pool, store=None,
-                      progress=False)
-pool.shutdown()
-
-
-def simulated(sweep: cs.SweepResult, metric: str) -> pd.DataFrame:
-    return sweep.metric(metric, "get").set_index("users")[["mean", "ci_low", "ci_high"]]
-
+                      duration_s=STEP_S, warmup_s=10.0, store=None, progress=False)
 
 rows = []
 for r in measured.itertuples():
     sim = plan if r.tool == "k6" else locust_sim
     row = {"tool": r.tool, "users": int(r.concurrency)}
     for metric in ("throughput_per_s", "p99_s", "error_rate"):
-        s = simulated(sim, metric).loc[int(r.concurrency)]
+        s = sim.curve(metric, "get").loc[int(r.concurrency)]
         row |= {f"{metric} measured": getattr(r, metric), f"{metric} simulated": s["mean"],
                 f"{metric} inside CI": s["ci_low"] <= getattr(r, metric) <= s["ci_high"]}
     rows.append(row)
@@ -195,7 +186,7 @@ fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.4))
 for tool, sim, color in (("k6", plan, "tab:blue"), ("Locust", locust_sim, "tab:purple")):
     mine = measured[measured["tool"] == tool]
     for ax, metric, k in ((ax1, "throughput_per_s", 1.0), (ax2, "p99_s", 1e3)):
-        s = simulated(sim, metric)
+        s = sim.curve(metric, "get")
         s = s[s.index <= 130]
         ax.fill_between(s.index, s["ci_low"] * k, s["ci_high"] * k, color=color, alpha=0.2,
                         lw=0)

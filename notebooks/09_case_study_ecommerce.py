@@ -36,6 +36,7 @@ import pandas as pd
 import capsim as cs
 from capsim.examples import case_study_stages, scenario
 from capsim.experiment import twin_breaks_on, twin_saturation
+from capsim.report.timeseries import latency_of_arrivals, user_requests
 
 before, after = scenario("ecommerce_monolith"), scenario("ecommerce_scaled")
 stages = case_study_stages()
@@ -49,36 +50,23 @@ for label, system in stages:
 #
 # Five minutes of today's peak, then the campaign: 2.5x the traffic for ten minutes, then
 # five minutes back at the usual peak. Every stage sees exactly the same arrivals (same seed,
-# streams keyed by name).
+# streams keyed by name). What users saw is the latency of the page requests that *arrived*
+# during the campaign (the orders queue's asynchronous processing is not a page anyone waits
+# for).
 
 # %%
 START, LENGTH, LEVEL, DURATION = 300, 600, 2.5, 1200
 campaign = cs.replace(today, profile=cs.Spike(START, LENGTH, LEVEL))
 runs = {label: cs.simulate(system, campaign, DURATION, seed=7, sample_interval_s=20)
         for label, system in stages}
-
-
-def page_requests(run: cs.RunResult) -> pd.DataFrame:
-    """Requests users waited for (a queue's async processing is not a page)."""
-    req = run.requests()
-    return req[~req["flow"].astype(str).str.endswith("(async)")]
-
-
-def campaign_latency(run: cs.RunResult) -> pd.Series:
-    """Mean and p99 of the requests that arrived during the campaign."""
-    req = page_requests(run)
-    during = req[(req["arrival_s"] >= START) & (req["arrival_s"] < START + LENGTH)]
-    return pd.Series({"mean_s": during["latency_s"].mean(),
-                      "p99_s": during["latency_s"].quantile(0.99)})
-
-
-table = pd.DataFrame({label: campaign_latency(run) for label, run in runs.items()}).T
+table = pd.DataFrame({label: latency_of_arrivals(run, START, START + LENGTH)
+                      for label, run in runs.items()}).T[["mean_s", "p99_s"]]
 print(table.round(3).to_string())
 
 # %%
 fig, ax = plt.subplots(figsize=(9, 4))
 for label in (stages[0][0], stages[-1][0]):
-    req = page_requests(runs[label])
+    req = user_requests(runs[label])
     p99 = req.groupby(req["arrival_s"] // 60)["latency_s"].quantile(0.99)
     ax.plot(p99.index + 0.5, p99.values, "o-", label=f"{label}: p99 of each minute's arrivals")
 ax.axvspan(START / 60, (START + LENGTH) / 60, color="orange", alpha=0.15, label="campaign (2.5x)")
@@ -140,25 +128,21 @@ print(f"After: the twin says {new_users:,.0f} users ({new_users / today.users:.0
 # ## What it costs
 #
 # Priced on the illustrative catalogue (`data/instances.csv`, general-purpose cores): every
-# worker is a vCPU, every replica and shard a box of the same size. Cost per hour, and per
-# thousand users served within budget at the saturation point.
+# worker is a vCPU, every replica and shard a box of the same size (`sizing.vcpus`). Cost per
+# hour, and per thousand users served within budget at the saturation point.
 
 # %%
 from capsim.scaling import load_catalogue  # noqa: E402
+from capsim.scaling.sizing import vcpus  # noqa: E402
 
 prices = load_catalogue().table()
 per_vcpu = prices.loc[prices["family"] == "general", "price_per_vcpu_hour_usd"].median()
-
-
-def vcpus(system: cs.System) -> int:
-    return int(sum(s.servers for s in system.stations() if s.servers is not None))
-
-
+size = {"before": vcpus(before.system), "after": vcpus(after.system)}
 costs = pd.DataFrame({
-    "vCPUs": [vcpus(before.system), vcpus(after.system)],
-    "cost_per_hour": [vcpus(before.system) * per_vcpu, vcpus(after.system) * per_vcpu],
-    "saturation_users": [old_users, new_users],
-}, index=["before", "after"])
+    "vCPUs": size,
+    "cost_per_hour": {name: n * per_vcpu for name, n in size.items()},
+    "saturation_users": {"before": old_users, "after": new_users},
+})
 costs["cost_per_1000_users_hour"] = costs["cost_per_hour"] / (costs["saturation_users"] / 1000)
 print(costs.round(3).to_string())
 

@@ -14,7 +14,6 @@ import capsim as cs
 from capsim.monitor import (
     Alert,
     evaluate,
-    format_duration,
     lead_time,
     lead_times,
     slo_alerts,
@@ -264,11 +263,6 @@ def test_a_budget_is_every_endpoint_held_for_a_minute():
         slo_alerts(cs.Budget(mean_s=0.1), ts)
     with pytest.raises(cs.ModelError, match="must be an Alert, a list of Alerts or a Budget"):
         lead_time(CPU, "p99 < 200ms", ts)
-
-
-def test_format_duration():
-    assert [format_duration(s) for s in (0, 45, 60, 390, 3600, 7500, -90)] == [
-        "0 s", "45 s", "1 min", "6 min 30 s", "1 h 00 min", "2 h 05 min", "-1 min 30 s"]
 
 
 def test_on_a_simulated_run():

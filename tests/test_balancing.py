@@ -7,7 +7,7 @@ import pytest
 import simpy
 
 import capsim as cs
-from capsim.engine.network import _Pick
+from capsim.engine.balancer import Balancer
 from capsim.engine.station import Station
 from capsim.engine.streams import Draws
 
@@ -27,7 +27,7 @@ def stations_with(loads: list[int]) -> list[Station]:
 
 def picks(loads: list[int], draws: int, seed: int = 0) -> Counter:
     stations = stations_with(loads)
-    pick = _Pick(stations, "power_of_two", np.random.default_rng(seed))
+    pick = Balancer(stations, "power_of_two", np.random.default_rng(seed))
     return Counter(stations.index(pick.choose()) for _ in range(draws))
 
 

@@ -26,3 +26,16 @@ def test_stages_walk_from_before_to_after_one_change_at_a_time():
     load = scenario("ecommerce_monolith").workload
     for _, system in stages:
         assert cs.simulate(system, load, 20, 2, seed=1).stable
+
+
+def test_the_scaling_reference_shop_is_read_from_the_case_study_scenario():
+    from capsim.scaling.examples import ecommerce_scalable
+
+    system, workload = ecommerce_scalable()
+    shop = scenario("ecommerce_monolith")
+    assert workload == shop.workload
+    for name in ("app", "postgres"):
+        assert system.component(name).service_time == shop.system.component(name).service_time
+    app = system.component("app")
+    assert (app.servers, app.instances, app.balancing) == (8, 2, "least_connections")
+    assert all(v.scale == 1.0 for r in system.routes() for v in r.calls)  # every query indexed

@@ -1,5 +1,7 @@
 """Time-varying arrivals: profiles, the thinned Poisson process, and windowed time series."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -94,3 +96,30 @@ def test_timeseries_windows_add_up_to_the_run():
     assert count == run.latency()["count"].item()
     p99 = ts[(ts["name"] == "f") & (ts["metric"] == "p99_s")]["value"]
     assert p99.notna().all() and (p99 > 0).all()
+
+# -- Diurnal.rising_time: when the morning ramp reaches a level (closed form)
+
+
+@pytest.mark.parametrize("profile", [cs.Diurnal(trough=0.35, peak_hour=20),
+                                     cs.Diurnal(trough=0.35, peak_hour=20, period_s=10_800),
+                                     cs.Diurnal(trough=0.0, peak_hour=3)])
+def test_rising_time_inverts_the_morning_ramp(profile):
+    hour = profile.period_s / 24
+    grid = np.linspace((profile.peak_hour - 12) * hour, profile.peak_hour * hour, 100_001)
+    for level in (0.5, 0.8, 0.93, 0.999):
+        t = profile.rising_time(level)
+        assert profile.multiplier(t) == pytest.approx(level)
+        # the first time on the rising half, as a fine grid search finds it
+        first = grid[np.argmax(profile.multiplier(grid) >= level)]
+        assert t == pytest.approx(first, abs=profile.period_s / 2 / 100_000 + 1e-9)
+
+
+def test_rising_time_at_the_ends():
+    day = cs.Diurnal(trough=0.3, peak_hour=20)
+    assert day.rising_time(1.0) == pytest.approx(20 * 3600)
+    assert day.rising_time(0.3) == day.rising_time(0.1) == 8 * 3600
+    assert day.rising_time(1.2) == math.inf
+    flat = cs.Diurnal(trough=1.0, peak_hour=20)
+    assert flat.rising_time(1.0) == 8 * 3600
+    with pytest.raises(cs.ModelError, match="level"):
+        day.rising_time(float("nan"))

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import capsim as cs
-from capsim.engine.station import COUNTERS
 from capsim.report.timeseries import (
-    component_of,
+    latency_of_arrivals,
     latency_timeseries,
     recovery,
     station_timeseries,
+    user_requests,
 )
 
 D, E = cs.Deterministic, cs.Exponential
@@ -25,13 +25,6 @@ def clockwork(outages=(), capacity=None):
                        [cs.Flow("f", 1.0, [cs.Call("s")])], outages=list(outages))
     return cs.simulate(system, cs.OpenWorkload(1, 1 / 1.1, D(1.1)), duration_s=4.0,
                        sample_interval_s=0.5)
-
-
-def test_component_of_station_names():
-    assert component_of("app") == "app"
-    assert component_of("app[2]") == "app"
-    assert component_of("pg/shard0/replica1") == "pg"
-    assert component_of("orders/consumer3") == "orders"
 
 
 def test_station_windows_are_exact_on_a_deterministic_run():
@@ -73,14 +66,13 @@ def busy_run():
 def test_windows_add_up_to_the_run_totals(busy_run):
     ts = station_timeseries(busy_run)
     dt = np.diff(busy_run.sample_times_s)
-    total = busy_run.samples[-1] - busy_run.samples[0]
     for k, name in enumerate(busy_run.station_names):
         rows = ts[ts["station"] == name]
         assert len(rows) == dt.size
         for col, counter in [("throughput_per_s", "completions"), ("arrivals_per_s", "arrivals"),
                              ("mean_present", "area_in_system")]:
-            assert np.sum(rows[col].to_numpy() * dt) == pytest.approx(
-                total[k, COUNTERS.index(counter)])
+            total = busy_run.counter(counter)[-1, k] - busy_run.counter(counter)[0, k]
+            assert np.sum(rows[col].to_numpy() * dt) == pytest.approx(total)
 
 
 def test_by_component_adds_the_stations_of_each_component(busy_run):
@@ -95,6 +87,13 @@ def test_by_component_adds_the_stations_of_each_component(busy_run):
                                by_time["throughput_per_s"].sum().to_numpy())
     np.testing.assert_allclose(app["utilization"], by_time["utilization"].mean().to_numpy())
     assert (summed["utilization"] <= 1 + 1e-9).all()
+
+
+def test_components_come_from_the_run_not_from_parsing_names(busy_run):
+    # a database's primary and replica are one component, as the run says
+    assert set(station_timeseries(busy_run, ["db"])["station"]) == {"db", "db/replica1"}
+    summed = station_timeseries(busy_run, by_component=True)
+    assert list(dict.fromkeys(summed["station"])) == ["app", "db"]
 
 
 def test_unknown_station_is_an_error(busy_run):
@@ -142,3 +141,33 @@ def test_recovery_finds_the_peak_and_the_return():
         recovery(t, v[:-1], after_s=0, level=0)
     with pytest.raises(ValueError):
         recovery(t, v, after_s=20, level=0)
+
+
+def queued_run():
+    """Requests on ``api`` publish to ``orders``, whose consumer is slow (async latency)."""
+    api = cs.Service("api", 4, E(0.01))
+    orders = cs.MessageQueue("orders", partitions=2, consumer=cs.Service("worker", 1, E(0.05)))
+    system = cs.System([api, orders], [cs.Flow("buy", 1.0, [cs.Call("api"),
+                                                            cs.Publish("orders")])])
+    return cs.simulate(system, cs.OpenWorkload(1, 20.0), duration_s=60, seed=5)
+
+
+def test_user_requests_leave_out_the_async_flows():
+    run = queued_run()
+    assert run.async_flows == 1 and "orders (async)" in set(run.requests()["flow"])
+    users = user_requests(run)
+    assert set(users["flow"]) == {"buy"}
+    assert len(users) == (run.requests()["flow"] == "buy").sum()
+
+
+def test_latency_of_arrivals_pools_the_user_flows_of_a_span(busy_run):
+    got = latency_of_arrivals(busy_run, 10.0, 30.0)
+    req = busy_run.requests()
+    x = req.loc[(req["arrival_s"] >= 10) & (req["arrival_s"] < 30), "latency_s"]
+    assert got["count"] == len(x)
+    assert got["mean_s"] == pytest.approx(x.mean())
+    assert got["p99_s"] == pytest.approx(x.quantile(0.99))
+    assert got["p50_s"] <= got["p95_s"] <= got["p99_s"]
+    assert np.isnan(latency_of_arrivals(busy_run, 100.0, 200.0)["mean_s"])
+    with pytest.raises(ValueError):
+        latency_of_arrivals(busy_run, 30.0, 10.0)

@@ -63,7 +63,7 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
     real = sweep_module.run_job
 
     def counting(job):
-        calls.append((job.point, job.replication))
+        calls.append(job.key)  # (point, replication)
         if len(calls) == interrupt_at[0]:
             interrupt_at[0] = -1
             raise KeyboardInterrupt  # Ctrl-C while the 4th run is going
@@ -129,3 +129,17 @@ def test_stored_runs_are_reused_at_a_different_position(tmp_path):
     again = sweep_module.sweep(small_system(), LOADS[::-1], **kw)
     fresh = sweep_module.sweep(small_system(), LOADS[::-1], **{**kw, "store": None})
     pd.testing.assert_frame_equal(rows(again), rows(fresh))
+
+
+def test_curve_is_the_sweeps_metric_indexed_by_users():
+    system = cs.System([cs.Service("web", 2, cs.Exponential(0.01))],
+                       [cs.Flow("get", 1.0, [cs.Call("web")])])
+    result = cs.sweep(system, cs.growth(cs.OpenWorkload(1, 50.0), users=[1, 2]), 2, seed=1,
+                      duration_s=20, store=None, progress=False, processes=1)
+    got = result.curve("p99_s", "get")
+    long = result.metric("p99_s", "get")
+    assert list(got.columns) == ["mean", "ci_low", "ci_high"]
+    assert list(got.index) == list(long["users"])
+    assert got.loc[2, "mean"] == long.set_index("users").loc[2, "mean"]
+    util = result.curve("utilization", "web", kind="component")
+    assert (util["ci_low"] <= util["mean"]).all() and (util["mean"] <= util["ci_high"]).all()

@@ -284,3 +284,17 @@ def test_bad_input_names_the_field_and_value(n, x, match):
 def test_bad_level():
     with pytest.raises(ModelError, match=r"usl.fit.level: must be between 0 and 1, got 1.5"):
         usl.fit(LEVELS, usl.throughput(LEVELS, **TRUE), level=1.5)
+
+
+def test_the_fit_is_calibration_and_the_law_is_analytic():
+    from capsim import calibrate
+    from capsim.calibrate import usl as calibration
+
+    assert usl.fit is calibration.fit is calibrate.fit_usl
+    assert usl.USLFit is calibration.USLFit is calibrate.USLFit
+    assert usl.capacity(8, 0.1, 0.01) == pytest.approx(usl.throughput(8, 0.1, 0.01, 3.0) / 3.0)
+    assert usl.peak_concurrency(0.0, 0.01) == pytest.approx(math.sqrt(100))
+    assert usl.peak_concurrency(1.0, 0.01) == 1.0 and math.isinf(usl.peak_concurrency(0.1, 0.0))
+    assert usl.peak_throughput(0.1, 0.0, 5.0) == pytest.approx(50.0)
+    with pytest.raises(AttributeError):
+        usl.fitt  # noqa: B018

@@ -13,8 +13,8 @@ import pytest
 
 import capsim as cs
 from capsim.experiment import twin_saturation
+from capsim.experiment.review import capacity_review
 from capsim.model.lowering import consumer_names
-from capsim.report.review import capacity_review
 
 ROOT = Path(__file__).resolve().parents[1]
 E = cs.Exponential
@@ -111,7 +111,7 @@ def test_twin_saturation_counts_the_backlog(retention_s):
 
 
 def test_the_case_study_twin_names_the_orders_backlog():
-    from capsim.experiment.saturation import twin_breaks_on
+    from capsim.experiment import twin_breaks_on
     from capsim.scenario import load_scenario
 
     sc = load_scenario(ROOT / "data" / "scenarios" / "ecommerce_scaled.yaml")

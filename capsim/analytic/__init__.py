@@ -1,12 +1,13 @@
 """The analytic twin: closed forms and MVA for the same models the engine simulates.
 
-``solve(system, workload)`` answers with the simulation's table layout, so the two can be laid
-side by side; the single-station formulas and MVA are also the engine's test oracle. This
-package never imports SimPy.
+``solve(system, workload)`` (``network``: open networks in ``open_network``, closed ones in
+``closed_network``, percentiles, caveats in ``notes``) answers with the simulation's table
+layout (``AnalyticResult``), so the two can be laid side by side; the single-station formulas
+and MVA are also the engine's test oracle. This package never imports SimPy.
 """
 
 from capsim.analytic.mva import Bounds, MVAResult, bounds, mva
-from capsim.analytic.network import AnalyticResult, solve
+from capsim.analytic.network import solve
 from capsim.analytic.queues import (
     MMcKResult,
     MMcResult,
@@ -20,6 +21,7 @@ from capsim.analytic.queues import (
     mmck,
     mmck_probabilities,
 )
+from capsim.analytic.result import AnalyticResult
 
 __all__ = [
     "AnalyticResult",

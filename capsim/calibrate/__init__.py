@@ -6,7 +6,10 @@
 * :func:`read_k6_summary` and :func:`read_locust_history` read the outputs of real load tests
   (k6's ``--summary-export`` JSON, Locust's ``--csv`` stats history) into one tidy table: one row
   per load step with concurrency, throughput, latency percentiles and error rate, ready for
-  :func:`capsim.analytic.usl.fit`.
+  :func:`fit_usl`.
+* :func:`fit_usl` fits the Universal Scalability Law to throughput measured at several
+  concurrencies (:class:`USLFit`: sigma, kappa, lambda with intervals, the peak); the law itself
+  is :mod:`capsim.analytic.usl`. ``capsim.analytic.usl.fit`` is the same function.
 """
 
 from capsim.calibrate.fit import FAMILIES, FIT_COLUMNS, FitReport, fit_service_time, read_durations
@@ -16,6 +19,8 @@ from capsim.calibrate.loadtest import (
     read_load_test,
     read_locust_history,
 )
+from capsim.calibrate.usl import USLFit
+from capsim.calibrate.usl import fit as fit_usl
 from capsim.calibrate.weibull import Weibull
 
 __all__ = [
@@ -23,8 +28,10 @@ __all__ = [
     "FIT_COLUMNS",
     "LOADTEST_COLUMNS",
     "FitReport",
+    "USLFit",
     "Weibull",
     "fit_service_time",
+    "fit_usl",
     "read_durations",
     "read_k6_summary",
     "read_load_test",

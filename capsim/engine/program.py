@@ -10,48 +10,23 @@ same flow gives the same program in every run and the hot path stays one call pe
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from capsim.engine.station import Customer
-from capsim.engine.streams import Choices
+from capsim.engine.customer import Customer
+from capsim.engine.steps import BranchChoice, Jump, Release
 from capsim.model import Branch, Call, Flow, Publish, Read, Write
+
+if TYPE_CHECKING:
+    from capsim.engine.network import Network
 
 Step = Callable[[Customer], None]
 
 
-class _Jump:
-    """Go to ``target`` (the end of a branch block)."""
-
-    __slots__ = ("target",)
-
-    def __init__(self) -> None:
-        self.target = -1
-
-    def __call__(self, cust: Customer) -> None:
-        t = self.target
-        cust.idx = t
-        cust.route[t](cust)
-
-
-class _Branch:
-    """Pick an option by its probability and jump to the start of its block."""
-
-    __slots__ = ("targets", "choices")
-
-    def __init__(self, probabilities, rng) -> None:
-        self.targets: list[int] = []
-        self.choices = Choices(probabilities, rng)
-
-    def __call__(self, cust: Customer) -> None:
-        c = self.choices
-        t = self.targets[(c.buf or c.refill()).pop()]
-        cust.idx = t
-        cust.route[t](cust)
-
-
 class Compiler:
-    """Turns steps into a flat program, asking the network for each visit's callables."""
+    """Turns steps into a flat program, asking the network for each visit's callables (the
+    network is passed in, not imported: it builds the compiler)."""
 
-    def __init__(self, net, rng_for: Callable[[str], object]):
+    def __init__(self, net: Network, rng_for: Callable[[str], object]) -> None:
         self.net = net
         self.rng_for = rng_for
 
@@ -65,8 +40,6 @@ class Compiler:
         return tuple(program)
 
     def _emit(self, steps, program: list[Step], where: str) -> None:
-        from capsim.engine.network import Release
-
         for i, step in enumerate(steps):
             here = f"{where}/{i}"
             if isinstance(step, Call) and step.guarded:
@@ -88,13 +61,13 @@ class Compiler:
             elif isinstance(step, Publish):
                 program.extend(self.net.publish(step, here))
             elif isinstance(step, Branch):
-                node = _Branch([p for p, _ in step.options], self.rng_for(f"branch:{here}"))
+                node = BranchChoice([p for p, _ in step.options], self.rng_for(f"branch:{here}"))
                 program.append(node)
                 jumps = []
                 for k, (_, sub) in enumerate(step.options):
                     node.targets.append(len(program))
                     self._emit(sub, program, f"{here}/{k}")
-                    jump = _Jump()
+                    jump = Jump()
                     jumps.append(jump)
                     program.append(jump)
                 for jump in jumps:

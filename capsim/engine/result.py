@@ -6,14 +6,17 @@ import math
 import warnings
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from capsim.engine import stability
-from capsim.engine.station import COUNTERS
-from capsim.errors import RunLengthWarning
-from capsim.schema import ALL_FLOWS, COMPONENT_COLUMNS, LATENCY_COLUMNS
+from capsim.errors import RunLengthWarning, fail
+from capsim.schema import ALL_FLOWS, COMPONENT_COLUMNS, COUNTERS, LATENCY_COLUMNS
+from capsim.units import format_duration
+
+if TYPE_CHECKING:  # imported where a table is made: a run that only simulates never needs it
+    import pandas as pd
 
 QUANTILES = (50, 95, 99)
 
@@ -97,6 +100,16 @@ class RunResult:
     wall_s: float = 0.0
     trace_log: tuple = field(default=(), repr=False)
 
+    # -- counters ---------------------------------------------------------------------------
+    def counter(self, name: str) -> np.ndarray:
+        """The cumulative counter ``name`` (one of ``capsim.schema.COUNTERS``) of every station
+        at every sample time: a (samples, stations) array, rows ``sample_times_s``, columns
+        ``station_names``. Differences between rows give the counter over a window."""
+        if name not in COUNTERS:
+            raise fail("RunResult.counter", "name",
+                       f"must be one of the counters {', '.join(COUNTERS)}", name)
+        return self.samples[:, :, COUNTERS.index(name)]
+
     # -- windows ----------------------------------------------------------------------------
     @property
     def window_s(self) -> float:
@@ -116,18 +129,18 @@ class RunResult:
         i0 = int(np.searchsorted(times, t0 - 1e-9))
         i1 = int(np.searchsorted(times, t1 - 1e-9))
         im = min(int(np.searchsorted(times, 0.5 * (times[i0] + times[i1]) - 1e-9)), i1 - 1)
-        delta = self.samples[i1] - self.samples[i0]
-        late = self.samples[i1] - self.samples[im]
         span = float(times[i1] - times[i0])
         late_span = float(times[i1] - times[im])
-        area = COUNTERS.index("area_in_system")
-        busy = COUNTERS.index("area_busy")
-        present = (np.diff(self.samples[i0:i1 + 1, :, area], axis=0)
+        delta = {c: self.counter(c)[i1] - self.counter(c)[i0] for c in COUNTERS}
+        busy = self.counter("area_busy")
+        late_busy = busy[i1] - busy[im]
+        present = (np.diff(self.counter("area_in_system")[i0:i1 + 1], axis=0)
                    / np.diff(times[i0:i1 + 1])[:, None])
+        present_at_end = self.counter("present")[i1]
         ends = times[i0 + 1:i1 + 1]
         out = []
         for k, name in enumerate(self.station_names):
-            d = dict(zip(COUNTERS, delta[k], strict=True))
+            d = {c: v[k] for c, v in delta.items()}
             servers = self.station_servers[k]
             work = self.station_work_s[k] if self.station_work_s else math.nan
             scv = self.station_scv[k] if self.station_scv else 1.0
@@ -147,7 +160,7 @@ class RunResult:
                     self.offered_loads[k], servers, work, scv):
                 pass  # too short to tell a slow excursion from divergence
             elif (rate := stability.growth(ends, present[:, k],
-                                           late[k, busy] / (servers * late_span),
+                                           late_busy[k] / (servers * late_span),
                                            d["arrivals"], d["completions"], scv)) is not None:
                 reason = f"diverging: never idle, present grows {rate:.3g}/s"
             utilization = d["area_busy"] / (servers * span) if math.isfinite(servers) else 0.0
@@ -167,7 +180,7 @@ class RunResult:
                 wait_sum_s=d["wait_sum_s"], sojourn_sum_s=d["sojourn_sum_s"],
                 arrivals=int(d["arrivals"]), started=int(d["started"]),
                 completions=int(d["completions"]), drops=int(d["drops"]),
-                present_at_end=int(self.samples[i1, k, COUNTERS.index("present")]),
+                present_at_end=int(present_at_end[k]),
                 finite_queue=self.finite_queues[k], instability=reason,
                 relaxation_s=relax,
             ))
@@ -226,7 +239,7 @@ class RunResult:
             failed = np.bincount(np.asarray(self.route_flow)[self.drop_route], minlength=n)
             out[:n_sync] = np.asarray(self.flow_arrivals[:n_sync]) - done[:n_sync] \
                 - failed[:n_sync]
-        present = self.samples[-1, :, COUNTERS.index("present")]
+        present = self.counter("present")[-1]
         for f in range(n_sync, n):
             queues = set(self.route_components[f])
             out[f] = int(sum(p for p, c in zip(present, self.station_components, strict=False)
@@ -236,6 +249,8 @@ class RunResult:
     # -- tables -----------------------------------------------------------------------------
     def requests(self) -> pd.DataFrame:
         """One row per request finished in the window: flow, arrival_s, latency_s."""
+        import pandas as pd
+
         keep = self.arrival_s >= self.warmup_s
         flow_of = np.asarray(self.route_flow)[self.route[keep]]
         return pd.DataFrame(
@@ -251,6 +266,8 @@ class RunResult:
         still in flight at the end (``censored``), stability, and whether the run is long
         enough for these estimates (``adequate``; a :class:`capsim.RunLengthWarning` when
         not)."""
+        import pandas as pd
+
         keep = self.arrival_s >= self.warmup_s
         lat = (self.finish_s - self.arrival_s)[keep]
         flow_of = np.asarray(self.route_flow, dtype=int)
@@ -305,6 +322,8 @@ class RunResult:
 
     def components(self, observed: bool = False) -> pd.DataFrame:
         """Per component: utilization, queue length, throughput, wait, response, drops."""
+        import pandas as pd
+
         rows = []
         for s in self.stations:
             w = s.window_s
@@ -337,6 +356,8 @@ class RunResult:
     def caches(self) -> pd.DataFrame:
         """Per cache or CDN over the window: reads, hits, misses, hit ratio, and the hits that
         served data changed at the origin since it was cached (stale), with their mean age."""
+        import pandas as pd
+
         d = self._probe_window()
         rows = []
         for name, (h, m, stale, age) in zip(self.cache_names, d, strict=False):
@@ -351,7 +372,10 @@ class RunResult:
     def databases(self) -> pd.DataFrame:
         """Per database over the window: reads that followed a write in the same request, and
         those a lagging replica answered with old data."""
-        d = self._probe_window()[len(self.cache_names):]
+        import pandas as pd
+
+        start = len(self.cache_names)
+        d = self._probe_window()[start:start + len(self.database_names)]  # calls come after
         rows = [{"database": name, "reads_after_write": int(n), "stale_reads": int(s),
                  "stale_probability": s / n if n else np.nan}
                 for name, (n, s, _, _) in zip(self.database_names, d, strict=True)]
@@ -366,6 +390,8 @@ class RunResult:
         Windows are whole multiples of the sampling interval (``sample_interval_s`` of the
         run); the whole run is covered, warm-up included.
         """
+        import pandas as pd
+
         times = self.sample_times_s
         step = float(np.min(np.diff(times)))
         window = step if window_s is None else max(float(window_s), step)
@@ -376,18 +402,21 @@ class RunResult:
             edges = np.append(edges, times.size - 1)
         i0, i1 = edges[:-1], edges[1:]
         span = times[i1] - times[i0]
-        delta = self.samples[i1] - self.samples[i0]  # (W, stations, counters)
         ends = times[i1]
-        c = {name: k for k, name in enumerate(COUNTERS)}
+
+        def delta(name: str) -> np.ndarray:  # (W, stations): the counter over each window
+            counter = self.counter(name)
+            return counter[i1] - counter[i0]
+
+        busy, present = delta("area_busy"), delta("area_in_system")
         servers = np.asarray(self.station_servers, dtype=float)
         frames = []
         for metric, values in {
-            "utilization": delta[:, :, c["area_busy"]] / servers / span[:, None],
-            "mean_in_system": delta[:, :, c["area_in_system"]] / span[:, None],
-            "mean_queue_length": (delta[:, :, c["area_in_system"]]
-                                  - delta[:, :, c["area_busy"]]) / span[:, None],
-            "throughput_per_s": delta[:, :, c["completions"]] / span[:, None],
-            "drops": delta[:, :, c["drops"]],
+            "utilization": busy / servers / span[:, None],
+            "mean_in_system": present / span[:, None],
+            "mean_queue_length": (present - busy) / span[:, None],
+            "throughput_per_s": delta("completions") / span[:, None],
+            "drops": delta("drops"),
         }.items():
             frames.append(pd.DataFrame({
                 "time_s": np.repeat(ends, len(self.station_names)),
@@ -418,12 +447,16 @@ class RunResult:
     def instances(self) -> pd.DataFrame:
         """Autoscaled services over time: instances paid for (running, booting included) and
         instances serving, at each change."""
+        import pandas as pd
+
         return pd.DataFrame(list(self.autoscaling),
                             columns=["component", "time_s", "instances", "serving"])
 
     def calls(self) -> pd.DataFrame:
         """Per call with a timeout or retries, over the window: calls, attempts (retries
         included), timeouts, failures, and the amplification attempts / calls."""
+        import pandas as pd
+
         start = len(self.cache_names) + len(self.database_names)
         d = self._probe_window()[start:]
         rows = [{"call": name, "calls": int(c), "attempts": int(a), "retries": int(a - c),
@@ -435,6 +468,8 @@ class RunResult:
 
     def hit_ratio_timeseries(self) -> pd.DataFrame:
         """Hit ratio per sampling interval and cache (a cold cache warming up)."""
+        import pandas as pd
+
         d = np.diff(self.probe_samples, axis=0)
         frames = []
         for k, name in enumerate(self.cache_names):
@@ -447,6 +482,8 @@ class RunResult:
 
     def trace(self) -> pd.DataFrame:
         """The event log of a run made with ``trace=True``: time_s, request, component, event."""
+        import pandas as pd
+
         return pd.DataFrame(list(self.trace_log),
                             columns=["time_s", "request", "component", "event"])
 
@@ -456,7 +493,7 @@ class RunResult:
                 f"({self.warmup_s:g} s warm-up), seed {self.seed}")
         if self.stable:
             lat = self.latency().set_index("flow")
-            parts = [f"{f}: p99 {format_seconds(lat.loc[f, 'p99_s'])}" for f in lat.index]
+            parts = [f"{f}: p99 {format_duration(lat.loc[f, 'p99_s'])}" for f in lat.index]
             shed = [s.name for s in self.stations if s.saturated]
             note = f" Saturated, shedding load: {', '.join(shed)}." if shed else ""
             return f"{head}\nSTABLE.{note} " + "; ".join(parts)
@@ -468,17 +505,6 @@ class RunResult:
         state = "stable" if self.stable else f"UNSTABLE at {', '.join(self.unstable_components)}"
         return (f"<RunResult {self.system}: {self.arrival_s.size} requests finished, "
                 f"{self.duration_s:g} s simulated, {state}>")
-
-
-def format_seconds(x: float) -> str:
-    """Seconds as a person reads them: 850 us, 12.3 ms, 4.2 s."""
-    if not np.isfinite(x):
-        return str(x)
-    if x < 1e-3:
-        return f"{x * 1e6:.0f} us"
-    if x < 1:
-        return f"{x * 1e3:.1f} ms"
-    return f"{x:.2f} s"
 
 
 def _latency_stats(x: np.ndarray) -> dict[str, float]:

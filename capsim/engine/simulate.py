@@ -8,10 +8,12 @@ import time
 import numpy as np
 import simpy
 
+from capsim.engine.clock import BareEvent, events_scheduled, schedule
+from capsim.engine.customer import Customer
 from capsim.engine.network import Network
 from capsim.engine.result import RunResult
 from capsim.engine.sources import ClosedSource, OpenSource, Recorder, _RoutePicker
-from capsim.engine.station import Customer, Station, schedule
+from capsim.engine.station import Station
 from capsim.engine.streams import Draws, ThinnedGaps, seed_sequence, stream
 from capsim.errors import ModelError, check_number
 from capsim.model import ClosedWorkload, OpenWorkload, System
@@ -53,7 +55,7 @@ def simulate(
     started = time.perf_counter()
     env = simpy.Environment()
     log: list | None = [] if trace else None
-    recorder = Recorder(env)
+    recorder = Recorder()
     root = seed_sequence(seed)
     picker = _RoutePicker([f.weight for f in system.flows], stream(root, "flows"))
 
@@ -86,12 +88,12 @@ def simulate(
                                                               sample_interval_s))
     env.run(until=duration_s)
     sampler.take(None)
+    arrival_s, finish_s, route, drop_arrival_s, drop_route = recorder.arrays()
     if isinstance(workload, ClosedWorkload):
         # a closed loop offers what it completes: judge what it feeds (consumers of its
         # messages, above all) at the request rate it measured
-        t1 = np.asarray(recorder.t1)
-        requests = np.asarray(recorder.rid) < len(system.flows)  # not consumed messages
-        rate = np.count_nonzero(requests & (t1 >= warmup_s)) / (duration_s - warmup_s)
+        requests = route < len(system.flows)  # not consumed messages
+        rate = np.count_nonzero(requests & (finish_s >= warmup_s)) / (duration_s - warmup_s)
         loads = system.offered_load(rate)
         bounded = _closed_loop_stations(system)
     else:
@@ -113,11 +115,11 @@ def simulate(
         route_flow=tuple(range(len(flows))),
         route_components=components,
         async_flows=len(queues),
-        arrival_s=np.asarray(recorder.t0),
-        finish_s=np.asarray(recorder.t1),
-        route=np.asarray(recorder.rid, dtype=np.int64),
-        drop_arrival_s=np.asarray(recorder.drop_t0),
-        drop_route=np.asarray(recorder.drop_rid, dtype=np.int64),
+        arrival_s=arrival_s,
+        finish_s=finish_s,
+        route=route,
+        drop_arrival_s=drop_arrival_s,
+        drop_route=drop_route,
         station_names=tuple(st.name for st in stations),
         station_servers=tuple(math.inf if net.specs[st.name].servers is None
                               else net.specs[st.name].servers for st in stations),
@@ -137,7 +139,7 @@ def simulate(
                           for sc in net.scalers for t, running, serving in sc.history),
         probe_samples=np.asarray([row[n_stations:] for row in sampler.rows],
                                  dtype=float).reshape(len(sampler.rows), len(probes), 4),
-        events=next(env._eid),  # SimPy's event counter: events scheduled in the run
+        events=events_scheduled(env),
         wall_s=time.perf_counter() - started,
         trace_log=tuple(log) if log is not None else (),
     )
@@ -161,11 +163,10 @@ def _work_per_visit(system: System, rate: float) -> dict[str, float]:
     return {k: demands[k] / visits[k] if visits[k] > 0 else math.nan for k in demands}
 
 
-class Sampler:
+class Sampler(BareEvent):
     """Records every station's cumulative counters at given times (an event of its own)."""
 
     __slots__ = ("callbacks", "env", "stations", "due", "times", "rows", "_callbacks")
-    _ok = True
 
     def __init__(self, env, stations: list, due: list[float]) -> None:
         self.env, self.stations, self.due = env, stations, due[::-1]

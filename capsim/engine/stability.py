@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 Z = 5.0  # standard errors for "measured overload": false alarms ~3e-7 per station
 BUSY = 0.98  # "never idle" in the second half of the window
@@ -68,6 +67,8 @@ def growth(times: np.ndarray, present_mean: np.ndarray, busy_fraction_late: floa
     """
     if busy_fraction_late < BUSY or present_mean.size < 2 * BATCHES:
         return None
+    from scipy import stats  # here, not at import: a worker that only simulates never needs it
+
     n = present_mean.size // BATCHES * BATCHES
     x = times[-n:].reshape(BATCHES, -1).mean(axis=1)
     y = present_mean[-n:].reshape(BATCHES, -1).mean(axis=1)

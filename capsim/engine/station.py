@@ -4,7 +4,8 @@ Built-in requests do not run as SimPy processes. A request is a :class:`Customer
 the event SimPy schedules for the end of its service: SimPy's loop pops it and calls the
 station's completion callback, which starts the next queued service and hands the customer to
 the next step of its route. That is one heap entry per service and no Request/Release events,
-which is where hand-written SimPy spends its time.
+which is where hand-written SimPy spends its time. The time of a step is the request's own
+(``Customer.t_now``, the time its event fired), not a read of SimPy's clock.
 
 User-written SimPy processes still share the same servers through :meth:`Station.request` and
 :meth:`Station.release`, with the semantics of ``simpy.Resource``.
@@ -18,42 +19,10 @@ from collections.abc import Callable
 from heapq import heappush
 
 import simpy
-from simpy.events import NORMAL
 
+from capsim.engine.clock import NORMAL, bind
+from capsim.engine.customer import Customer
 from capsim.engine.streams import Draws
-
-COUNTERS = ("area_in_system", "area_busy", "wait_sum_s", "sojourn_sum_s", "arrivals", "started",
-            "completions", "drops", "present")
-
-
-class Customer:
-    """One request in flight. It doubles as the SimPy event of its current service.
-
-    SimPy's ``Environment.step`` needs only ``callbacks`` and ``_ok`` from what it pops.
-    """
-
-    __slots__ = ("callbacks", "route", "idx", "t0", "t_arr", "rid", "id", "user", "scale", "held",
-                 "key", "parent", "attempt")
-    _ok = True
-
-    def __init__(self, route: tuple, rid: int, t0: float, ident: int) -> None:
-        self.route = route  # callables, one per step, the last one records the finish
-        self.idx = 0
-        self.t0 = t0
-        self.t_arr = t0
-        self.rid = rid  # index of the flow (its program) in the run's flow table
-        self.id = ident
-        self.scale = 1.0  # multiplies the next service time (a full scan is many lookups)
-        self.held = None  # stations holding a worker for this request (synchronous calls)
-        self.user = None  # the closed-workload user this request belongs to
-        self.key = None  # when this request last wrote to a database (read-your-writes)
-        self.parent = None  # (call step, caller, attempt) when this is one attempt of a call
-        self.attempt = 0  # the caller's current attempt number while it waits on a call
-
-
-def schedule(env: simpy.Environment, event, delay: float) -> None:
-    """``env.schedule(event, NORMAL, delay)`` inlined: this runs once per service."""
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), event))
 
 
 class StationRequest(simpy.Event):
@@ -91,6 +60,7 @@ class Station:
         max_wait_s: float | None = None,
     ) -> None:
         self.env = env
+        self._heap, self._ids = bind(env)  # the hot path schedules on SimPy's heap directly
         self.name = name
         self.servers = servers
         self.capacity = math.inf if queue_capacity is None else queue_capacity
@@ -122,7 +92,8 @@ class Station:
         self._integrate(self.env.now)
 
     def counters(self) -> tuple[float, ...]:
-        """Cumulative counters now, in the order of ``COUNTERS`` (integrals brought up to date)."""
+        """Cumulative counters now, in the order of ``schema.COUNTERS`` (integrals brought up to
+        date)."""
         self._integrate(self.env.now)
         return (self.area_n, self.area_busy, self.wait_sum, self.sojourn_sum, self.arrivals,
                 self.started, self.completions, self.drops, self.n)
@@ -130,8 +101,7 @@ class Station:
     # -- the built-in request path (hot) --------------------------------------------------
     def arrive(self, cust: Customer) -> None:
         """A request arrives: served at once if a server is free, else queued (or dropped)."""
-        env = self.env
-        now = env._now
+        now = cust.t_now
         n = self.n
         busy = self.busy
         dt = now - self.t_last
@@ -146,7 +116,8 @@ class Station:
             self.n = n + 1
             self.started += 1
             buf = self._draws.buf or self._draws.refill()
-            heappush(env._queue, (now + buf.pop() * cust.scale, NORMAL, next(env._eid), cust))
+            cust.t_now = t = now + buf.pop() * cust.scale
+            heappush(self._heap, (t, NORMAL, next(self._ids), cust))
         elif len(self.queue) >= self.capacity:
             self.drops += 1
             self.on_drop(cust)
@@ -161,7 +132,7 @@ class Station:
         cust.callbacks = self._holding_callbacks
 
     def _done(self, cust: Customer) -> None:
-        self._release(cust)
+        self._release(cust, cust.t_now)
         cust.scale = 1.0
         i = cust.idx + 1
         cust.idx = i
@@ -174,9 +145,9 @@ class Station:
         cust.idx = i
         cust.route[i](cust)
 
-    def _release(self, cust) -> None:
-        """The server ``cust`` had is free: count the visit and start the next waiting one."""
-        now = self.env._now
+    def _release(self, cust, now: float) -> None:
+        """The server ``cust`` had is free at ``now``: count the visit and start the next
+        waiting one."""
         n = self.n
         dt = now - self.t_last
         self.area_n += n * dt
@@ -198,8 +169,8 @@ class Station:
         self.started += 1
         if type(nxt) is Customer:
             buf = self._draws.buf or self._draws.refill()
-            env = self.env
-            heappush(env._queue, (now + buf.pop() * nxt.scale, NORMAL, next(env._eid), nxt))
+            nxt.t_now = t = now + buf.pop() * nxt.scale
+            heappush(self._heap, (t, NORMAL, next(self._ids), nxt))
         else:
             nxt.granted = True
             nxt.succeed()
@@ -212,6 +183,7 @@ class Station:
             self.n -= 1
             self.drops += 1
             if type(lost) is Customer:
+                lost.t_now = now
                 self.on_drop(lost)
 
     def set_servers(self, servers: int) -> None:
@@ -251,7 +223,7 @@ class Station:
         """Give the server back (or withdraw a request still waiting)."""
         if req.granted:
             req.granted = False
-            self._release(req)
+            self._release(req, self.env.now)
         elif req in self.queue:
             self._integrate(self.env.now)
             self.queue.remove(req)
@@ -259,3 +231,6 @@ class Station:
         done = simpy.Event(self.env)
         done.succeed()
         return done
+
+
+__all__ = ["Customer", "Station", "StationRequest"]

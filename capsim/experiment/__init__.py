@@ -2,22 +2,14 @@
 
 from capsim.experiment.growth import growth, growth_curve
 from capsim.experiment.replications import Replications, replicate
-from capsim.experiment.saturation import (
-    Budget,
-    Saturation,
-    SaturationSearch,
-    find_saturation,
-    twin_breaks_on,
-    twin_saturation,
-)
+from capsim.experiment.saturation import Saturation, SaturationSearch, find_saturation
 from capsim.experiment.stats import ci_table, mean_ci
 from capsim.experiment.store import NullStore, ResultStore, fingerprint
 from capsim.experiment.sweep import SweepResult, sweep
-from capsim.experiment.twin import twin_gap
+from capsim.experiment.twin import twin_breaks_on, twin_gap, twin_saturation
 from capsim.experiment.warmup import detect_warmup, mser
 
 __all__ = [
-    "Budget",
     "NullStore",
     "Replications",
     "ResultStore",

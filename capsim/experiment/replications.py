@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +10,7 @@ import pandas as pd
 
 from capsim.engine import RunResult, simulate
 from capsim.errors import check_int
+from capsim.experiment.runner import Job, replication_seeds, run_jobs
 from capsim.experiment.stats import ci_table, log_ci
 from capsim.model import ClosedWorkload, OpenWorkload, System
 from capsim.schema import ALL_FLOWS
@@ -109,27 +109,23 @@ def replicate(
     confidence: float = 0.95,
     executor: Executor | None = None,
     processes: int | None = None,
+    cluster: str | None = None,
 ) -> Replications:
     """Run ``replications`` independent runs; replication i uses ``SeedSequence(seed).spawn``'s
-    i-th child, so the answer does not depend on how many processes ran it.
+    i-th child (``replication_seeds``), so the answer does not depend on where it ran.
 
-    Runs go to ``executor`` if given, else to a pool of ``processes`` local processes
-    (default: one per core; ``processes=1`` runs in this process).
+    Runs go to ``executor``, the dask cluster at ``cluster``, or the shared pool of
+    ``processes`` local processes (default: one per core; ``processes=1`` runs in this
+    process); see ``capsim.experiment.runner``.
     """
     check_int("replicate", "replications", replications, minimum=1)
-    children = np.random.SeedSequence(seed).spawn(replications)
-    jobs = [(system, workload, duration_s, warmup_s, child) for child in children]
-    workers = min(replications, processes or os.cpu_count() or 1)
-    if executor is not None:
-        runs = list(executor.map(_run, jobs))
-    elif workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            runs = list(pool.map(_run, jobs))
-    else:
-        runs = [_run(job) for job in jobs]
+    jobs = [Job(i, whole_run, "run", system, workload, duration_s, child, warmup_s)
+            for i, child in enumerate(replication_seeds(seed, replications))]
+    done = run_jobs(jobs, executor=executor, cluster=cluster, processes=processes)
+    runs = [done[i] for i in range(replications)]
     return Replications(tuple(runs), tuple(r.seed for r in runs), confidence)
 
 
-def _run(job) -> RunResult:
-    system, workload, duration_s, warmup_s, seed = job
-    return simulate(system, workload, duration_s, warmup_s, seed)
+def whole_run(job: Job) -> RunResult:
+    """The task of a replication: the whole RunResult (not stored: it is not a table)."""
+    return simulate(job.system, job.workload, job.duration_s, job.warmup_s, job.seed)

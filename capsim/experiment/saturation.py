@@ -15,11 +15,9 @@ judged (NaN) never meets a limit.
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -27,103 +25,11 @@ import numpy as np
 import pandas as pd
 
 from capsim.analytic import solve
-from capsim.errors import ModelError, RunLengthWarning, check_number, fail
-from capsim.model import MessageQueue, System
+from capsim.errors import ModelError, RunLengthWarning, check_number
+from capsim.experiment.twin import round_users, twin_saturation
+from capsim.model import Budget, System
+from capsim.model.budget import BACKLOG_LOAD, Check
 from capsim.model.lowering import async_flow_name, consumer_names
-
-LATENCY_LIMITS = ("p99_s", "p95_s", "mean_s", "error_rate")
-BOUNDS = ("upper", "mean")
-BACKLOG_LOAD = 1.0  # a consumer group offered this much of its capacity never catches up
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Performance budget: each limit is optional; a point meets the budget when all hold.
-
-    Latency limits apply to ``flow`` ("all" pools every flow); ``utilization`` is a ceiling
-    for every component (0.8 = alarm at 80%). ``async_p99_s`` limits each MessageQueue's
-    "<queue> (async)" p99, publish to processed. A consumer group offered 100% or more of its
-    capacity (a backlog that grows for as long as the load lasts) breaks the budget unless
-    ``allow_backlog``. ``bound`` is what a verdict judges on: the upper confidence bound
-    ("upper", a gate that trusts its CIs) or the mean ("mean").
-    """
-
-    p99_s: float | None = None
-    p95_s: float | None = None
-    mean_s: float | None = None
-    error_rate: float | None = None
-    utilization: float | None = None
-    flow: str = "all"
-    async_p99_s: float | None = None
-    allow_backlog: bool = False
-    bound: str = "upper"
-
-    def __post_init__(self) -> None:
-        limits = self.limits()
-        if not limits and self.async_p99_s is None:
-            raise ModelError("Budget: give at least one limit, e.g. Budget(p99_s=0.200)")
-        for _, metric, value in limits:
-            check_number("Budget", metric, value, strict=metric != "error_rate")
-        if self.async_p99_s is not None:
-            check_number("Budget", "async_p99_s", self.async_p99_s)
-        if not isinstance(self.allow_backlog, bool):
-            raise fail("Budget", "allow_backlog", "must be true or false", self.allow_backlog)
-        if self.bound not in BOUNDS:
-            raise fail("Budget", "bound", "must be 'upper' or 'mean'", self.bound)
-
-    def limits(self) -> list[tuple[str, str, float]]:
-        """(kind, metric, limit) triples of the request flows and components: kind "flow" or
-        "component" (the async limits are ``async_p99_s`` and ``allow_backlog``)."""
-        out = [("flow", m, getattr(self, m)) for m in LATENCY_LIMITS
-               if getattr(self, m) is not None]
-        if self.utilization is not None:
-            out.append(("component", "utilization", self.utilization))
-        return out
-
-    def __str__(self) -> str:
-        parts = [f"{m}<={v:g}" for _, m, v in self.limits()]
-        if self.async_p99_s is not None:
-            parts.append(f"async_p99_s<={self.async_p99_s:g}")
-        if self.flow != "all":
-            parts.append(f"flow={self.flow}")
-        if self.allow_backlog:
-            parts.append("allow_backlog")
-        if self.bound != "upper":
-            parts.append(f"bound={self.bound}")
-        return "Budget(" + ", ".join(parts) + ")"
-
-
-@dataclass(frozen=True)
-class _Check:
-    """One thing a point must satisfy: a budget limit on one curve."""
-
-    kind: str  # "flow", "component", "async" (a queue's async p99) or "backlog"
-    metric: str  # the column of the table: p99_s ... utilization, async_p99_s, backlog
-    name: str  # the flow ("<queue> (async)" for "async"), the queue of a backlog, "" else
-    limit: float
-    label: str  # what a report calls it (``breaks_on``)
-
-
-def backlog_label(queue: MessageQueue) -> str:
-    return f"backlog of {queue.name} (consumer: {queue.consumer.name})"
-
-
-def _queues(system: System) -> list[MessageQueue]:
-    return [c for c in system.components if isinstance(c, MessageQueue)]
-
-
-def _budget_checks(system: System, budget: Budget) -> list[_Check]:
-    """The budget's limits, then per MessageQueue its async p99 and its backlog: an async
-    flow is part of every verdict, because the request latency never shows its backlog."""
-    out = [_Check(kind, metric, budget.flow if kind == "flow" else "", limit, metric)
-           for kind, metric, limit in budget.limits()]
-    for q in _queues(system):
-        flow = async_flow_name(q)
-        if budget.async_p99_s is not None:
-            out.append(_Check("async", "async_p99_s", flow, budget.async_p99_s,
-                              f"async_p99_s of {flow}"))
-        out.append(_Check("backlog", "backlog", q.name, BACKLOG_LOAD, backlog_label(q)))
-    return out
 
 
 @dataclass(frozen=True)
@@ -210,7 +116,7 @@ class Saturation:
         return text
 
 
-def _curve(result, check: _Check) -> pd.DataFrame:
+def _curve(result, check: Check) -> pd.DataFrame:
     """users, mean, ci_low, ci_high, stable of one check, sorted by users."""
     if check.kind == "flow":
         return result.metric(check.metric, check.name, "flow")
@@ -225,7 +131,7 @@ def _curve(result, check: _Check) -> pd.DataFrame:
         "users").reset_index(drop=True)
 
 
-def _backlog_curve(result, comp: pd.DataFrame, queue: MessageQueue) -> pd.DataFrame:
+def _backlog_curve(result, comp: pd.DataFrame, queue) -> pd.DataFrame:
     """The busiest consumer's offered load (the model's: exact, no CI); inf where the async
     flow had no steady state in some replication although the model saw none coming.
 
@@ -282,9 +188,9 @@ def saturation_from_sweep(result, budget: Budget) -> Saturation:
     so a report's checks and its headline cannot disagree. Over several checks each end of
     the CI is the lowest of theirs: the budget breaks when any check does."""
     has_ci = _has_ci(result)
-    on_upper = budget.bound == "upper" and has_ci
+    on_upper = budget.bound == "upper" and has_ci  # the gate's crossing is then conservative
     confidence = float(getattr(result, "confidence", 0.95))
-    checks = _budget_checks(result.system, budget)
+    checks = budget.checks(result.system)
     if not any(c.kind != "backlog" or not budget.allow_backlog for c in checks):
         raise ModelError(f"{budget}: no limit applies to this system (async_p99_s needs a "
                          "MessageQueue)")
@@ -296,7 +202,7 @@ def saturation_from_sweep(result, budget: Budget) -> Saturation:
         low = np.where(stable, c["ci_low"].fillna(c["mean"]).to_numpy(dtype=float), np.inf)
         high = np.where(stable, c["ci_high"].fillna(c["mean"]).to_numpy(dtype=float), np.inf)
         users = c["users"].to_numpy(dtype=float)
-        judged = high if on_upper else mean
+        judged = budget.judged(mean, high if has_ci else np.nan)
         at = _crossing(users, mean, check.limit)
         if check.kind == "backlog" and budget.allow_backlog:
             if math.isfinite(at):
@@ -389,77 +295,6 @@ class SaturationSearch:
                 f"({twin}); bottleneck {self.bottleneck}; {cost}")
 
 
-def twin_breaks_on(system: System, workload, budget: Budget) -> str | None:
-    """What breaks ``budget`` in the analytic twin at this load (a check's label), or None.
-
-    Raises ModelError when a value the budget needs is NaN: the twin cannot judge it (a
-    closed workload's percentiles: MVA yields means only), and NaN never meets a limit."""
-    twin = solve(system, workload)
-    lat = twin.latency().set_index("flow")
-    comp = twin.components().set_index("component")
-    consumers = {n for q in _queues(system) for n in consumer_names(q)}
-    other = [n for n in twin.unstable_components if n not in consumers]
-    if other:
-        return f"no steady state at {', '.join(other)}"
-    for check in _budget_checks(system, budget):
-        if check.kind == "backlog":
-            if budget.allow_backlog:
-                continue
-            queue = system.component(check.name)
-            names = consumer_names(queue)
-            load = comp.loc[names, "offered_load"].max()
-            if not np.isfinite(load):
-                load = comp.loc[names, "utilization"].max()
-            if not lat["stable"].get(async_flow_name(queue), True) or not load < check.limit:
-                return check.label
-            continue
-        if check.kind == "component":
-            name, value = "every component", comp[check.metric].max()
-        else:
-            name = check.name if check.name in lat.index else lat.index[0]
-            metric = "p99_s" if check.kind == "async" else check.metric
-            value = np.inf if not lat.loc[name, "stable"] else lat.loc[name, metric]
-        if np.isnan(value):
-            raise ModelError(
-                f"twin_saturation: the analytic twin gives no {check.metric} for {name!r} "
-                f"under {workload} (a closed workload's twin has means only), so it "
-                f"cannot judge {budget}; simulate instead (find_saturation does)")
-        if not value <= check.limit:
-            return check.label
-    return None
-
-
-def twin_saturation(system: System, workload, budget: Budget, *, tol: float = 1e-4) -> float:
-    """Users where the analytic twin breaks ``budget`` (bisection on the twin; free).
-
-    Async backlogs count as in a sweep (``twin_breaks_on``); a metric the twin cannot give
-    raises ModelError instead of being taken for "meets". inf when no load up to 1e12 users
-    breaks it; the lowest load (1 user for integer users) when even that does."""
-    def breaks(users: float) -> bool:
-        return twin_breaks_on(system, workload.with_users(_users(workload, users)),
-                              budget) is not None
-
-    floor = 1.0 if isinstance(workload.users, int) else 1e-9
-    hi = float(workload.users)
-    while not breaks(hi):
-        hi *= 2.0
-        if hi > 1e12:
-            return math.inf
-    lo = max(hi / 2.0, floor)
-    while breaks(lo):
-        if lo <= floor:
-            return floor
-        hi, lo = lo, max(lo / 2.0, floor)
-    while (hi - lo) > tol * hi:
-        mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if breaks(mid) else (mid, hi)
-    return hi
-
-
-def _users(workload, users: float):
-    return max(1, round(users)) if isinstance(workload.users, int) else users
-
-
 def find_saturation(system: System, workload, budget: Budget, *, duration_s: float,
                     replications: int = 5, max_replications: int = 20, rel_tol: float = 0.02,
                     seed: int = 0, max_points: int = 20, min_users: float | None = None,
@@ -485,15 +320,12 @@ def find_saturation(system: System, workload, budget: Budget, *, duration_s: flo
     each point got.
 
     Adding replications reuses the runs already made (a temporary result store when none is
-    given), and one process pool serves the whole search.
+    given); the runs go where ``sweep`` sends them (``executor``, ``cluster``, ``processes``:
+    the shared local pool by default).
     """
     with ExitStack() as stack:
         if sweep_kwargs.get("store", "results") is None:
             sweep_kwargs["store"] = stack.enter_context(tempfile.TemporaryDirectory())
-        if sweep_kwargs.get("executor") is None and sweep_kwargs.get("cluster") is None:
-            workers = sweep_kwargs.pop("processes", None) or os.cpu_count() or 1
-            if workers > 1:
-                sweep_kwargs["executor"] = stack.enter_context(ProcessPoolExecutor(workers))
         from capsim.experiment.sweep import MAX_EXTENSION
 
         extension = MAX_EXTENSION if max_extension is None else check_number(
@@ -576,10 +408,10 @@ def _search(system, workload, budget, duration_s, replications, max_replications
         raise ModelError("find_saturation: the twin finds no load that breaks the budget")
     start = float(workload.users) if math.isnan(guess) else guess
     floor = float(min_users) if min_users is not None else (1.0 if integer else start / 1e3)
-    floor = float(_users(workload, floor))
+    floor = float(round_users(integer, floor))
 
     def load(users: float):
-        return _users(workload, max(users, floor))
+        return round_users(integer, max(users, floor))
 
     lo = load(0.8 * start)
     hi = max(load(1.2 * start), load(1.5 * lo))

@@ -9,64 +9,51 @@ on a dask cluster, and a finished job stored on disk never needs to run again.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
-from contextlib import ExitStack
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from capsim.analytic import solve
 from capsim.engine import RunResult, simulate
 from capsim.errors import ModelError, RunLengthWarning, check_int, check_number
 from capsim.experiment.growth import Workload
 from capsim.experiment.replications import COMPONENT_METRICS, LATENCY_METRICS
+from capsim.experiment.runner import Job, Runner, replication_seeds
 from capsim.experiment.stats import mean_ci
-from capsim.experiment.store import NullStore, ResultStore
+from capsim.experiment.store import ResultStore
 from capsim.experiment.warmup import mser
 from capsim.model import OpenWorkload, System
+
+__all__ = ["SweepResult", "certainly_overloaded", "run_job", "sweep"]
 
 # Candidate truncation points (fractions of the run) stored with every job when the warm-up is
 # detected: MSER then picks among them using all replications of a point.
 WARMUP_CANDIDATES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 SAMPLES_PER_RUN = 200
 MAX_EXTENSION = 8.0  # replications="auto" runs a too-short point at most this much longer
-KEYS = ["point", "replication"]
-
-
-@dataclass(frozen=True)
-class Job:
-    point: int
-    replication: int
-    system: System
-    workload: Workload
-    duration_s: float
-    warmups_s: tuple[float, ...]
-    seed: np.random.SeedSequence
-
-    def store_key(self, store: ResultStore) -> str:
-        return store.key(kind="sweep-job", system=self.system, workload=self.workload,
-                         duration_s=self.duration_s, warmups_s=self.warmups_s,
-                         seed=self.seed, samples=SAMPLES_PER_RUN)
+KEYS = ["point", "replication"]  # what identifies a job's rows
 
 
 def run_job(job: Job) -> pd.DataFrame:
-    """Simulate one (point, replication); summary rows for each candidate warm-up, in long form
-    (kind, name, metric, value, warmup_s), plus the sampled number present (kind="state")."""
+    """Simulate one (point, replication); summary rows for each candidate warm-up
+    (``job.settings[0]``), in long form (kind, name, metric, value, warmup_s), plus the sampled
+    number present (kind="state")."""
+    point, replication = job.key
+    warmups, samples = job.settings
     run = simulate(job.system, job.workload, job.duration_s, 0.0, job.seed,
-                   sample_interval_s=job.duration_s / SAMPLES_PER_RUN)
+                   sample_interval_s=job.duration_s / samples)
     with warnings.catch_warnings():
         # recorded in the rows (adequate); the sweep warns once, for all its points
         warnings.simplefilter("ignore", RunLengthWarning)
-        frames = [_long(run.with_warmup(w)) for w in job.warmups_s]
+        frames = [_long(run.with_warmup(w)) for w in warmups]
     frames.append(_state_rows(run))
     out = pd.concat(frames, ignore_index=True)
-    out.insert(0, "replication", job.replication)
-    out.insert(0, "point", job.point)
+    out.insert(0, "replication", replication)
+    out.insert(0, "point", point)
     out["requests"] = int(run.arrival_s.size)
     out["wall_s"] = run.wall_s
     return out
@@ -94,10 +81,8 @@ def _melt(latency: pd.DataFrame, components: pd.DataFrame) -> pd.DataFrame:
 
 
 def _state_rows(run: RunResult) -> pd.DataFrame:
-    from capsim.engine.station import COUNTERS
-
-    k = COUNTERS.index("area_in_system")
-    present = np.diff(run.samples[:, :, k].sum(axis=1)) / np.diff(run.sample_times_s)
+    area = run.counter("area_in_system").sum(axis=1)
+    present = np.diff(area) / np.diff(run.sample_times_s)
     return pd.DataFrame({"kind": "state", "name": "present",
                          "metric": [f"{t:.9g}" for t in run.sample_times_s[:-1]],
                          "value": present, "warmup_s": np.nan})
@@ -201,6 +186,11 @@ class SweepResult:
             curve["adequate"] = ~(curve["adequate"] < 1.0)
         return curve.sort_values("users").reset_index(drop=True)
 
+    def curve(self, metric: str, name: str = "all", kind: str = "flow") -> pd.DataFrame:
+        """``metric`` of ``name`` as mean, ci_low, ci_high indexed by users, for reading a
+        value off at a given load (``result.curve("p99_s", "get").loc[50]``)."""
+        return self.metric(metric, name, kind).set_index("users")[["mean", "ci_low", "ci_high"]]
+
     @property
     def simulated_requests(self) -> int:
         jobs = self.rows.drop_duplicates(KEYS)
@@ -241,13 +231,11 @@ def sweep(system: System, workloads: Sequence[Workload], replications: int | str
     auto = replications == "auto"
     if not auto:
         check_int("sweep", "replications", replications, minimum=1)
-    store = _as_store(store)
     if warmup_s is not None:
         check_number("sweep", "warmup_s", warmup_s, strict=False)
         if warmup_s >= duration_s:
             raise ModelError(f"sweep.warmup_s: must be < duration_s ({duration_s:g}), "
                              f"got {warmup_s!r}")
-    root = np.random.SeedSequence(seed)
     points, simulated = [], {}
     durations = dict.fromkeys(range(len(workloads)), duration_s)
     for i, w in enumerate(workloads):
@@ -261,19 +249,20 @@ def sweep(system: System, workloads: Sequence[Workload], replications: int | str
         length = durations[point]
         warmups = (tuple(f * length for f in WARMUP_CANDIDATES) if warmup_s is None
                    else (float(warmup_s),))
-        return [Job(point, r, system, workloads[point], length, warmups,
-                    np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, r)))
-                for r in reps]
+        return [Job((point, r), run_job, "sweep-job", system, workloads[point], length, s,
+                    settings=(warmups, SAMPLES_PER_RUN))
+                for r, s in zip(reps, replication_seeds(seed, len(reps), reps.start),
+                                strict=True)]
 
     first = 3 if auto else replications
     todo = [j for i in range(len(workloads)) if simulated[i] for j in jobs_for(i, range(first))]
     done: dict[tuple[int, int], pd.DataFrame] = {}
-    with ExitStack() as stack:
-        pool = _executor(executor, cluster, processes, stack)
-        bar = stack.enter_context(tqdm(total=len(todo), desc="sweep", unit="run",
-                                       disable=not progress))
+    with Runner(executor=executor, cluster=cluster, processes=processes, store=store,
+                progress=progress, desc="sweep") as runner:
         while todo:
-            _run_all(todo, pool, store, done, bar)
+            for (point, r), rows in runner.run(todo).items():
+                # a stored run may sit at another position in this sweep than when it ran
+                done[point, r] = rows.assign(point=point, replication=r)
             todo = []
             if auto:
                 partial = _result(system, points, frames, done, confidence, warmup_s,
@@ -293,8 +282,6 @@ def sweep(system: System, workloads: Sequence[Workload], replications: int | str
                             partial, i, target_metric, target_half_width):
                         more = min(max(2, have // 2), max_replications - have)
                         todo += jobs_for(i, range(have, have + more))
-                bar.total += len(todo)
-                bar.refresh()
     result = _result(system, points, frames, done, confidence, warmup_s, durations)
     _warn_if_short(result)
     return result
@@ -336,62 +323,3 @@ def _too_wide(lat: pd.DataFrame, point: int, metric: str, target: float) -> bool
         return False
     m, half = row["mean"].item(), row["half_width"].item()
     return bool(np.isfinite(m) and m > 0 and not half <= target * m)
-
-
-def _run_all(jobs: list[Job], pool: Executor | None, store: ResultStore,
-             done: dict, bar) -> None:
-    """Run what is not stored yet; store each job the moment it finishes."""
-    pending = []
-    for job in jobs:
-        cached = store.get(job.store_key(store))
-        if cached is not None:
-            # the same run may sit at another position in this sweep than when it was stored
-            cached["point"] = job.point
-            cached["replication"] = job.replication
-            done[job.point, job.replication] = cached
-            bar.update()
-        else:
-            pending.append(job)
-    if pool is None:
-        for job in pending:
-            _finish(job, run_job(job), store, done, bar)
-        return
-    futures = {pool.submit(run_job, job): job for job in pending}
-    try:
-        for future in as_completed(futures):
-            _finish(futures[future], future.result(), store, done, bar)
-    except BaseException:
-        for future in futures:
-            future.cancel()
-        raise
-
-
-def _finish(job: Job, rows: pd.DataFrame, store: ResultStore, done: dict, bar) -> None:
-    store.put(job.store_key(store), rows)
-    done[job.point, job.replication] = rows
-    bar.update()
-
-
-def _as_store(store) -> ResultStore:
-    if store is None:
-        return NullStore()
-    if isinstance(store, ResultStore):
-        return store
-    return ResultStore(store)
-
-
-def _executor(executor, cluster, processes, stack: ExitStack) -> Executor | None:
-    if executor is not None:
-        return executor
-    if cluster is not None:
-        try:
-            from distributed import Client
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ImportError("sweep(cluster=...) needs dask.distributed: "
-                              "pip install 'capsim[cluster]'") from exc
-        client = stack.enter_context(Client(cluster))
-        return client.get_executor()
-    workers = processes or os.cpu_count() or 1
-    if workers <= 1:
-        return None
-    return stack.enter_context(ProcessPoolExecutor(workers))

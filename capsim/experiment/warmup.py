@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from capsim.engine import RunResult
-from capsim.engine.station import COUNTERS
 
 BATCH = 5
 
@@ -46,9 +45,8 @@ def detect_warmup(runs: RunResult | Sequence[RunResult], batch: int = BATCH,
     would otherwise be cut away as if they were the transient, biasing the estimate low.
     """
     runs = [runs] if isinstance(runs, RunResult) else list(runs)
-    k = COUNTERS.index("area_in_system")
     times = runs[0].sample_times_s
-    series = np.mean([np.diff(r.samples[:, :, k].sum(axis=1)) for r in runs], axis=0)
+    series = np.mean([np.diff(r.counter("area_in_system").sum(axis=1)) for r in runs], axis=0)
     series /= np.diff(times)
     cut = mser(series, batch, max_fraction)
     return float(times[cut])

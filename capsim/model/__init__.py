@@ -1,5 +1,6 @@
 """The declarative model: frozen, validated, and free of SimPy."""
 
+from capsim.model.budget import Budget
 from capsim.model.components import (
     CDN,
     Autoscaler,
@@ -28,6 +29,7 @@ from capsim.model.workload import ClosedWorkload, OpenWorkload, Workload
 
 __all__ = [
     "Autoscaler",
+    "Budget",
     "Constant",
     "Diurnal",
     "Growth",

@@ -19,6 +19,7 @@ from capsim.errors import ModelError
 from capsim.model.components import CDN, Cache, Component, Database, Delay, MessageQueue, Service
 from capsim.model.flows import Branch, Call, Publish, Read, Route, Write
 from capsim.model.popularity import che_hit_ratio, lru_hit_ratio
+from capsim.schema import async_flow
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ def consumer_names(c: MessageQueue) -> list[str]:
 
 
 def async_flow_name(c: MessageQueue) -> str:
-    return f"{c.name} (async)"
+    """The flow its messages are reported as (named in ``capsim.schema``)."""
+    return async_flow(c.name)
 
 
 HitRatio = Callable[[Cache], float]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import optimize
 
 
 def zipf_probabilities(keys: int, s: float) -> np.ndarray:
@@ -34,6 +33,8 @@ def che_hit_ratio(keys: int, s: float, capacity: int, ttl_per_request: float | N
     if capacity >= keys:
         t = math.inf
     else:
+        from scipy import optimize  # lazily: only cache models solve for t
+
         t = optimize.brentq(lambda t: np.sum(-np.expm1(-p * t)) - capacity, 1e-12, 1e15)
     if ttl_per_request is not None:
         t = min(t, ttl_per_request)
@@ -68,6 +69,8 @@ def lru_hit_ratio(keys: int, s: float, capacity: int, ttl_requests: float | None
     if capacity >= keys or np.sum(per_key(math.inf)) <= capacity:
         t = math.inf
     else:
+        from scipy import optimize  # lazily: only cache models solve for t
+
         t = optimize.brentq(lambda t: np.sum(per_key(t)) - capacity, 1e-12, 1e15, xtol=1e-12,
                             rtol=1e-12)
     return float(np.sum(p * per_key(t)))

@@ -75,6 +75,21 @@ class Diurnal(Profile):
     def peak(self, t0: float, t1: float) -> float:
         return 1.0
 
+    def rising_time(self, level: float) -> float:
+        """Seconds into the day when the multiplier, rising from the trough to the peak,
+        first reaches ``level`` (when a morning ramp crosses an alarm line): the trough's time
+        at or below the trough, the peak's for 1, ``inf`` above 1. The cosine inverts in
+        closed form, so it is exact (divide users by the peak users to get a level)."""
+        level = check_number("Diurnal.rising_time", "level", level, strict=False)
+        hour = self.period_s / 24
+        peak_s = self.peak_hour * hour
+        if level > 1:
+            return math.inf
+        if level <= self.trough:
+            return peak_s - 12 * hour
+        cos = 2 * (level - self.trough) / (1 - self.trough) - 1
+        return peak_s - math.acos(min(1.0, cos)) / (2 * math.pi) * self.period_s
+
 
 @dataclass(frozen=True)
 class Step(Profile):

@@ -21,6 +21,7 @@ from capsim.model.components import (
     Service,
 )
 from capsim.model.flows import Call, Flow, Publish, Read, Route, Write, _walk
+from capsim.schema import async_queue
 
 # which steps each kind of component accepts
 ACCEPTS = {
@@ -151,7 +152,7 @@ class System:
                 v[visit.component] += route.probability
         rates = self.publish_rates()
         for route in lowering.async_routes(self):
-            queue = route.flow.removesuffix(" (async)")
+            queue = async_queue(route.flow)
             v[route.calls[0].component] += rates.get(queue, 0.0) * route.probability
         return v
 
@@ -170,7 +171,7 @@ class System:
                                                            + held)
         rates = self.publish_rates()
         for route in lowering.async_routes(self):
-            queue = route.flow.removesuffix(" (async)")
+            queue = async_queue(route.flow)
             name = route.calls[0].component
             d[name] += rates.get(queue, 0.0) * route.probability * mean[name]
         return d

@@ -30,7 +30,9 @@ import numpy as np
 import pandas as pd
 
 from capsim.errors import ModelError, check_name, check_number, fail
-from capsim.experiment.saturation import Budget
+from capsim.model import Budget
+from capsim.schema import is_async_flow
+from capsim.units import format_clock, format_duration
 
 __all__ = ["INTERVAL_COLUMNS", "OPS", "Alert", "LeadTime", "evaluate", "group_label",
            "lead_time", "lead_times", "rule_group", "slo_alerts", "states"]
@@ -224,7 +226,7 @@ def slo_alerts(budget, timeseries: pd.DataFrame, for_s: float = 60.0) -> list[Al
         raise ModelError(f"slo_alerts.budget: must be a Budget, got {budget!r}")
     names = list(dict.fromkeys(timeseries["name"]))
     has = {n: set(timeseries.loc[timeseries["name"] == n, "metric"]) for n in names}
-    flows = [n for n in names if "p99_s" in has[n] and not n.endswith(" (async)")]
+    flows = [n for n in names if "p99_s" in has[n] and not is_async_flow(n)]
     stations = [n for n in names if "utilization" in has[n]]
     if budget.flow != "all":
         if budget.flow not in flows:
@@ -303,7 +305,7 @@ class LeadTime:
                      "(warnings that did not come true)" if self.firings else "it never fired")
             return f"The SLO ({self.slo}) never broke, so {self.alert} had nothing to catch: " \
                    f"{fired}."
-        since = f"the breach started at {format_clock(self.breach_at_s)} and " + (
+        since = f"the breach started at t={format_clock(self.breach_at_s)} and " + (
             f"lasted {format_duration(self.breach_s)}" if math.isfinite(self.breach_s)
             else "was still on at the end")
         if self.status == "missed":
@@ -312,7 +314,7 @@ class LeadTime:
         when = {"early": f"{format_duration(self.lead_s)} before users felt it",
                 "late": f"{format_duration(-self.lead_s)} after users felt it (late)",
                 "on time": "as users started to feel it"}[self.status]
-        return f"{self.alert} fired at {format_clock(self.fired_at_s)}, {when}: {since} " \
+        return f"{self.alert} fired at t={format_clock(self.fired_at_s)}, {when}: {since} " \
                f"({self.slo})."
 
 
@@ -399,26 +401,3 @@ def lead_time(alert: Alert | Sequence[Alert], slo, timeseries: pd.DataFrame, *,
         raise fail("lead_time", "breach", f"must index one of the {len(every)} breaches",
                    breach)
     return every[breach]
-
-
-# -- words --------------------------------------------------------------------------------------
-def format_duration(seconds: float) -> str:
-    """45 s, 6 min 30 s, 5 min, 2 h 05 min."""
-    if not np.isfinite(seconds):
-        return str(seconds)
-    s = round(abs(seconds))
-    sign = "-" if seconds < 0 and s else ""
-    if s < 60:
-        return f"{sign}{s} s"
-    if s < 3600:
-        m, r = divmod(s, 60)
-        return f"{sign}{m} min" + (f" {r} s" if r else "")
-    h, r = divmod(s, 3600)
-    return f"{sign}{h} h {r // 60:02d} min"
-
-
-def format_clock(seconds: float) -> str:
-    """Seconds since the start of the series as h:mm:ss (``t=13:05:00``)."""
-    s = round(seconds)
-    h, r = divmod(s, 3600)
-    return f"t={h}:{r // 60:02d}:{r % 60:02d}"

@@ -2,7 +2,11 @@
 
 ``tables`` computes (analytic curves, simulated points with CIs, Little's-law checks);
 ``plots`` draws them with matplotlib and returns the Axes; ``saturation`` draws sweeps
-(hockey stick, utilization against users); ``review`` writes the capacity-review report.
+(hockey stick, utilization against users); ``review`` renders a finished capacity review
+(``capsim.experiment.review.capacity_review`` runs it); ``scaling``, ``autoscaling`` and
+``usl`` draw the figures behind ``ComparisonResult.plot``, ``AutoscaleResult.plot``,
+``plot_effective_capacity`` and ``USLFit.plot``. Reporting is given finished results: it
+imports nothing from ``capsim.experiment``.
 """
 
 from capsim.report.plots import (

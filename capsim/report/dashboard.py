@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator, PercentFormatter
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from capsim.errors import ModelError
 from capsim.monitor.alerts import evaluate, rule_group
+from capsim.report.timeaxis import clock_axis
 
 __all__ = ["dashboard"]
 
@@ -42,21 +43,6 @@ def _scale(metric: str) -> tuple[float, str]:
     if metric == "utilization":
         return 1.0, "%"
     return 1.0, ""
-
-
-def _clock(seconds: float, _pos=None) -> str:
-    s = round(seconds)
-    sign = "-" if s < 0 else ""
-    h, r = divmod(abs(s), 3600)
-    return f"{sign}{h}:{r // 60:02d}"
-
-
-def _time_step(span_s: float) -> float:
-    """A tick spacing of whole minutes or hours giving at most about 12 ticks."""
-    for step in (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200):
-        if span_s / step <= 12:
-            return float(step)
-    return 86400.0 * max(1, round(span_s / 86400 / 12))
 
 
 def _panel(spec, ts: pd.DataFrame) -> tuple[list[str], str, str | None]:
@@ -157,10 +143,7 @@ def dashboard(timeseries: pd.DataFrame, panels: Sequence, alerts: Sequence = (),
                    for rules, color in groups]
         fig.legend(handles=handles, loc="outside lower center", fontsize="small",
                    frameon=False, ncols=min(len(handles), 3))
-    axes[-1].set_xlim(t_start, t_end)
-    axes[-1].xaxis.set_major_locator(MultipleLocator(_time_step(t_end - t_start)))
-    axes[-1].xaxis.set_major_formatter(FuncFormatter(
-        (lambda x, _pos=None: clock(x)) if clock is not None else _clock))
+    clock_axis(axes[-1], t_start, t_end, clock)
     axes[-1].set_xlabel(xlabel or ("time since start (h:mm)" if clock is None else "time"))
     if title:
         fig.suptitle(title, x=0.01, ha="left", fontsize="large")

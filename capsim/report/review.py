@@ -2,8 +2,10 @@
 
 One sweep of user growth around the expected peak answers it all: where the budget breaks
 (with a CI), what breaks it, whether today's peak and the planned headroom (2x peak) hold, and
-how much more capacity the bottleneck needs. Written as Markdown and as a self-contained HTML
-page (figures embedded), and summarised as JSON for machines.
+how much more capacity the bottleneck needs. ``capsim.experiment.review.capacity_review`` runs
+it; this module renders the finished ``Review``: Markdown and a self-contained HTML page
+(figures embedded), and a JSON summary for machines. It runs nothing: the sweep, saturation
+point and checks arrive computed.
 
 One verdict: the checks table and the headline both come from ``Saturation`` (its table's
 ``meets``, judged on the budget's bound), so the report cannot contradict itself. Message
@@ -19,22 +21,27 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from capsim.errors import ModelError
-from capsim.experiment.growth import growth
-from capsim.experiment.saturation import Budget, Saturation, twin_saturation
-from capsim.experiment.sweep import SweepResult, sweep
 from capsim.report.saturation import hockey_stick, utilization_vs_users
 
-TARGET_UTILIZATION = 0.7  # what the recommendation sizes the bottleneck for
+if TYPE_CHECKING:
+    from capsim.experiment.saturation import Saturation
+    from capsim.experiment.sweep import SweepResult
+    from capsim.model import Budget
+
+__all__ = ["Review"]
 
 
 @dataclass(frozen=True)
 class Review:
+    """A finished capacity review: the sweep, its saturation point, the checks and the
+    recommendation (``capsim.experiment.review.capacity_review`` makes one)."""
+
     scenario: str
     budget: Budget
     peak_users: float
@@ -137,81 +144,6 @@ class Review:
         paths["html"] = out / "report.html"
         paths["html"].write_text(_html(self, embedded))
         return paths
-
-
-def capacity_review(system, workload, budget: Budget, *, peak_users: float | None = None,
-                    headroom: float = 2.0, points: int = 10, replications: int = 5,
-                    duration_s: float = 300.0, warmup_s: float | None = None, seed: int = 0,
-                    scenario: str = "system", progress: bool = True, store="results",
-                    processes: int | None = None) -> Review:
-    """Sweep users around the peak and judge the budget at peak and at ``headroom`` x peak."""
-    peak = float(peak_users if peak_users is not None else workload.users)
-    target = peak * headroom
-    peak_load = workload.with_users(round(peak) if isinstance(workload.users, int) else peak)
-    try:
-        guess = twin_saturation(system, peak_load, budget)
-    except ModelError:  # the twin cannot judge this budget: the sweep alone decides
-        guess = math.nan
-    # far enough to see the break, not so far that a roomy system costs a huge sweep
-    top = min(max(target * 1.25, guess * 1.15 if math.isfinite(guess) else 0.0), target * 3)
-    grid = np.unique(np.round(np.r_[np.linspace(0.25 * peak, top, points), peak, target]))
-    if isinstance(workload.users, int):
-        grid = grid.astype(int)
-    result = sweep(system, growth(workload, users=grid.tolist()), replications, seed,
-                   duration_s=duration_s, warmup_s=warmup_s, progress=progress, store=store,
-                   processes=processes)
-    sat = result.saturation(budget)
-    # judged at the grid's own points (rounded like the grid), never at a value it lacks
-    at_peak, at_target = (float(grid[np.abs(grid - u).argmin()]) for u in (peak, target))
-    checks = _checks(sat, at_peak, at_target, headroom)
-    return Review(scenario, budget, peak, headroom, result, sat, checks,
-                  _recommend(system, result, target, budget))
-
-
-def _checks(sat: Saturation, peak: float, target: float, headroom: float) -> pd.DataFrame:
-    """Each check at peak and at the headroom load, and "holds up to the headroom load":
-    all read off ``sat`` (its ``meets`` and ``gate_users``), the same verdict the headline
-    states. The last row passes exactly when every point up to ``target`` meets."""
-    rows = []
-    for label, users in (("peak", peak), (f"{headroom:g}x peak", target)):
-        for _, row in sat.table[np.isclose(sat.table["users"], users)].iterrows():
-            rows.append({"check": f"{row['label']} at {label} ({users:,.0f} users)",
-                         "value": row["mean"],
-                         "ci_high": row["ci_high"] if sat.has_ci else math.nan,
-                         "limit": row["limit"], "judged on": sat.judged_on,
-                         "passed": bool(row["meets"])})
-    rows.append({"check": f"budget holds at every point up to {headroom:g}x peak "
-                          f"({target:,.0f} users)", "value": sat.gate_users,
-                 "ci_high": math.nan, "limit": target, "judged on": sat.judged_on,
-                 "passed": bool(sat.gate_users >= target)})
-    return pd.DataFrame(rows)
-
-
-def _recommend(system, result: SweepResult, target: float, budget: Budget) -> str:
-    """Size the bottleneck for the headroom load at TARGET_UTILIZATION, from the sweep."""
-    comp = result.components()
-    point = result.points.iloc[(result.points["users"] - target).abs().argmin()]
-    at = comp[(comp["point"] == point["point"]) & (comp["metric"] == "offered_load")]
-    load = at.set_index("component")["mean"].dropna()
-    if load.empty:
-        return "No component is loaded enough to size."
-    station = load.idxmax()
-    owner = next(s.component for s in system.stations() if s.name == station)
-    # a component's load is its busiest station's; its capacity scales with that
-    factor = load[station] / TARGET_UTILIZATION
-    component = system.component(owner)
-    kind = type(component).__name__
-    if factor <= 1:
-        return (f"At {point['users']:,.0f} users the busiest station, {station} ({kind} "
-                f"{owner}), is at {load[station]:.0%}: no change needed for the headroom.")
-    how = {"Service": f"instances (now {getattr(component, 'instances', 1)}) or workers",
-           "Database": "read replicas for reads, shards for writes (replicas never add write "
-                       "capacity)",
-           "Cache": "cache servers", "MessageQueue": "consumers (and partitions)"}.get(kind,
-                                                                                    "capacity")
-    return (f"At {point['users']:,.0f} users {station} ({kind} {owner}) would be offered "
-            f"{load[station]:.0%} of its capacity. Give {owner} {factor:.1f}x its capacity to "
-            f"keep it at {TARGET_UTILIZATION:.0%}: add {how}.")
 
 
 def _num(x):

@@ -12,6 +12,7 @@ are marked along the top of the plot and shaded, never drawn as numbers.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,8 +20,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from capsim.experiment.saturation import Budget, Saturation
-from capsim.experiment.sweep import SweepResult
+if TYPE_CHECKING:  # read by duck typing: reporting imports nothing from capsim.experiment
+    from capsim.experiment.saturation import Saturation
+    from capsim.experiment.sweep import SweepResult
+    from capsim.model import Budget
 
 __all__ = ["hockey_stick", "utilization_vs_users"]
 

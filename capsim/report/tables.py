@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
 from capsim.analytic.queues import mg1_wait, mmc, mmc_response_quantile
 from capsim.engine import RunResult
-from capsim.experiment import Replications
 from capsim.schema import ALL_FLOWS
+
+if TYPE_CHECKING:  # read by duck typing: reporting imports nothing from capsim.experiment
+    from capsim.experiment import Replications
 
 __all__ = ["burst_headroom", "compare_to_theory", "littles_law_table", "replication_points",
            "station_curve"]

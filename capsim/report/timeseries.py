@@ -8,35 +8,35 @@ leaves, a cold cache's miss storm, a queue that never drains.
 * ``station_timeseries`` - per window and station (or component): number present,
   utilization, arrivals, completions and drops per second;
 * ``latency_timeseries`` - per window of arrival time and flow: requests, errors, p50 / p99;
+* ``user_requests`` and ``latency_of_arrivals`` - the requests users waited for, and the
+  latency of those that arrived in a span of time (during a campaign, an outage);
 * ``recovery`` - when a series that left its normal level comes back to it after an event.
 
 ``RunResult.timeseries`` is the dashboard view (per station, flows by finish time); these
 tables add what an incident review asks: the backlog at an instant, a component's stations
 added up (a topic's consumers), and requests grouped by when they *arrived*, so a request that
-waited out an outage counts in the window it arrived in, not the one it finished in.
+waited out an outage counts in the window it arrived in, not the one it finished in. The
+dashboard view has no instantaneous backlog nor arrivals, so the station tables read the
+run's cumulative counters (``RunResult.counter``) themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from capsim.engine import RunResult
-from capsim.engine.station import COUNTERS
+if TYPE_CHECKING:
+    from capsim.engine import RunResult
 
-__all__ = ["Recovery", "component_of", "latency_timeseries", "recovery", "station_timeseries"]
+__all__ = ["Recovery", "latency_of_arrivals", "latency_timeseries", "recovery",
+           "station_timeseries", "user_requests"]
 
 STATION_COLUMNS = ["time_s", "station", "present", "mean_present", "utilization",
                    "arrivals_per_s", "throughput_per_s", "drops_per_s"]
-
-
-def component_of(station: str) -> str:
-    """The component a station belongs to: ``app[2]`` -> ``app``, ``pg/shard0/replica1`` ->
-    ``pg``, ``orders/consumer3`` -> ``orders``."""
-    return station.split("/", 1)[0].split("[", 1)[0]
 
 
 def station_timeseries(run: RunResult, stations: Sequence[str] | None = None, *,
@@ -51,8 +51,8 @@ def station_timeseries(run: RunResult, stations: Sequence[str] | None = None, *,
     up (utilization over their servers together), e.g. a message queue's consumers.
     """
     names = list(run.station_names)
+    comps = list(run.station_components) or names  # a result without them: each its own
     index = {n: k for k, n in enumerate(names)}
-    comps = [component_of(n) for n in names]
     if stations is None:
         keep = list(range(len(names)))
     else:
@@ -61,31 +61,31 @@ def station_timeseries(run: RunResult, stations: Sequence[str] | None = None, *,
             raise KeyError(f"station_timeseries: no station or component {unknown}; "
                            f"stations: {', '.join(names)}")
         keep = [k for k, n in enumerate(names) if n in stations or comps[k] in stations]
-    counters = run.samples[:, keep, :]
+    counters = {c: run.counter(c)[:, keep] for c in
+                ("present", "area_in_system", "area_busy", "arrivals", "completions", "drops")}
     servers = np.asarray([run.station_servers[k] for k in keep], dtype=float)
     labels = [names[k] for k in keep]
     if by_component:
         groups = list(dict.fromkeys(comps[k] for k in keep))
         member = np.array([[comps[k] == g for k in keep] for g in groups], dtype=float)
-        counters = np.einsum("tsc,gs->tgc", counters, member)
+        counters = {c: v @ member.T for c, v in counters.items()}
         servers = member @ servers
         labels = groups
     dt = np.diff(run.sample_times_s)[:, None]
-    d = np.diff(counters, axis=0)
 
-    def col(name: str) -> np.ndarray:
-        return d[:, :, COUNTERS.index(name)]
+    def per_s(name: str) -> np.ndarray:
+        return (np.diff(counters[name], axis=0) / dt).ravel()
 
-    n_t, n_s = d.shape[:2]
+    n_t, n_s = dt.size, len(labels)
     return pd.DataFrame({
         "time_s": np.repeat(run.sample_times_s[1:], n_s),
         "station": np.tile(labels, n_t),
-        "present": counters[1:, :, COUNTERS.index("present")].ravel(),
-        "mean_present": (col("area_in_system") / dt).ravel(),
-        "utilization": (col("area_busy") / (dt * servers)).ravel(),
-        "arrivals_per_s": (col("arrivals") / dt).ravel(),
-        "throughput_per_s": (col("completions") / dt).ravel(),
-        "drops_per_s": (col("drops") / dt).ravel(),
+        "present": counters["present"][1:].ravel(),
+        "mean_present": per_s("area_in_system"),
+        "utilization": (np.diff(counters["area_busy"], axis=0) / (dt * servers)).ravel(),
+        "arrivals_per_s": per_s("arrivals"),
+        "throughput_per_s": per_s("completions"),
+        "drops_per_s": per_s("drops"),
     }, columns=STATION_COLUMNS)
 
 
@@ -130,6 +130,32 @@ def latency_timeseries(run: RunResult, window_s: float,
     out = pd.DataFrame(rows, columns=["time_s", "flow", "finished", "errors", "error_rate",
                                       "p50_s", "p99_s"])
     return out
+
+
+def user_requests(run: RunResult) -> pd.DataFrame:
+    """``RunResult.requests()`` without the message queues' async flows: one row per request a
+    user waited for (flow, arrival_s, latency_s)."""
+    req = run.requests()
+    queues = list(run.flows[len(run.flows) - run.async_flows:]) if run.async_flows else []
+    return req[~req["flow"].isin(queues)]
+
+
+def latency_of_arrivals(run: RunResult, start_s: float, end_s: float) -> pd.Series:
+    """Latency of the requests users waited for that *arrived* in ``[start_s, end_s)`` (a
+    campaign, an outage), all flows pooled: count, mean_s, p50_s, p95_s, p99_s.
+
+    Only finished requests have a latency: one still in flight when the run ended is missing,
+    so give the run time to drain after ``end_s``.
+    """
+    if not end_s > start_s:
+        raise ValueError(f"latency_of_arrivals: need start_s < end_s, got {start_s!r}, "
+                         f"{end_s!r}")
+    req = user_requests(run)
+    x = req.loc[(req["arrival_s"] >= start_s) & (req["arrival_s"] < end_s),
+                "latency_s"].to_numpy()
+    p50, p95, p99 = np.percentile(x, (50, 95, 99)) if x.size else (np.nan,) * 3
+    return pd.Series({"count": float(x.size), "mean_s": x.mean() if x.size else np.nan,
+                      "p50_s": p50, "p95_s": p95, "p99_s": p99})
 
 
 @dataclass(frozen=True)

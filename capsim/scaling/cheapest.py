@@ -12,7 +12,8 @@ first one that survives three filters, each cheaper than the next:
    an approximation and the simulation decides.
 3. **Simulation, per plan** (seconds): the same scenarios, each ``replications`` times, a box
    down simulated as in ``compare`` (an ``Outage``, or a database's failover). The plan meets
-   the budget when the mean over replications of every limit does.
+   the budget when every limit holds on the bound ``budget.bound`` names (the upper confidence
+   bound over replications by default, or the mean).
 
 Plans are enumerated lazily by total cost, so the search stops at the first one that passes;
 ``max_simulated`` bounds how many plans reach step 3.
@@ -25,22 +26,15 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pandas as pd
 
 from capsim.errors import ModelError, check_int, check_number
-from capsim.experiment import Budget
-from capsim.model import OpenWorkload, System
-from capsim.scaling.compare import (
-    _executor,
-    _jobs,
-    _run_all,
-    _seeds,
-    _sim_meets,
-    twin_meets,
-)
+from capsim.experiment.runner import Runner
+from capsim.experiment.store import ResultStore
+from capsim.model import Budget, OpenWorkload, System
+from capsim.scaling.compare import meets_budget, run_scenarios, scenario_jobs, twin_meets
 from capsim.scaling.options import Option, apply, deploy, one_down
 
 __all__ = ["CheapestResult", "cheapest"]
@@ -146,14 +140,16 @@ def cheapest(system: System, budget: Budget, users, options: Mapping[str, Sequen
              n_plus_one: bool = False, min_memory_gib: Mapping[str, float] | None = None,
              replications: int = 2, requests: int = 20_000, seed: int = 0,
              screen_slack: float = 0.05, max_simulated: int = 6, max_screened: int = 500,
-             processes: int | None = None, executor: Executor | None = None
-             ) -> CheapestResult:
+             processes: int | None = None, executor: Executor | None = None,
+             cluster: str | None = None, store: ResultStore | str | None = None,
+             progress: bool = False) -> CheapestResult:
     """The cheapest plan for the reference model ``system`` (see ``capsim.scaling.options``)
     that meets ``budget`` at ``users`` (a number, with ``workload`` giving the traffic per
     user, or an OpenWorkload), at ``peak_factor`` x that (1 to skip), and with one box of any
     tier down if ``n_plus_one``. ``options`` maps each tier to its candidate options; tiers not
     named keep what ``system`` gives them. At most ``max_screened`` plans go to the twin and
     ``max_simulated`` to simulation; the search ends with no plan when either runs out.
+    Simulations run as in ``compare`` (``executor``, ``cluster``, ``processes``, ``store``).
     """
     started = time.perf_counter()
     if isinstance(users, OpenWorkload):
@@ -187,12 +183,11 @@ def cheapest(system: System, budget: Budget, users, options: Mapping[str, Sequen
         feasible.append(sorted(keep, key=lambda o: o.cost_per_hour_usd))
     screened = pd.DataFrame(screened_rows)
 
-    seeds = _seeds(seed, replications)
     candidates, checks = [], pd.DataFrame()
     found: dict[str, Option] | None = None
     simulated = 0
-    with ExitStack() as stack:
-        pool = None
+    with Runner(executor=executor, cluster=cluster, processes=processes, store=store,
+                progress=progress, desc="cheapest") as runner:
         for examined, (cost, combo) in enumerate(
                 _by_cost(feasible) if all(feasible) else iter(())):
             if examined >= max_screened or simulated >= max_simulated:
@@ -211,14 +206,14 @@ def cheapest(system: System, budget: Budget, users, options: Mapping[str, Sequen
             if passed:
                 row["stage"] = "simulation"
                 simulated += 1
-                pool = pool or _executor(executor, processes, stack)
                 jobs = [j for name, (sim_system, _, load) in scenarios.items()
-                        for j in _jobs((name,), sim_system, load, requests, seeds)]
-                runs = _run_all(jobs, pool)
-                runs["scenario"] = [k[0] for k in runs["key"]]
-                mean = runs.drop(columns="key").groupby("scenario", sort=False).mean(
-                    numeric_only=True)
-                verdicts = {name: _sim_meets(mean.loc[name], budget) for name in scenarios}
+                        for j in scenario_jobs((name,), sim_system, load, requests, seed,
+                                               replications)]
+                runs = run_scenarios(jobs, runner, ["scenario", "replication"])
+                mean = runs.drop(columns="replication").groupby(
+                    "scenario", sort=False).mean(numeric_only=True)
+                verdicts = {name: meets_budget(runs[runs["scenario"] == name], budget)
+                            for name in scenarios}
                 for name in scenarios:
                     row[f"sim_{name}"] = float(mean.loc[name, "p99_s"])
                 row["meets"] = all(verdicts.values())

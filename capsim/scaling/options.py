@@ -25,8 +25,8 @@ well as capacity: each request on the big box takes longer, not only the queue.
 SPEC SDM91 on a 16-CPU Sun (a multi-user, shared-memory server workload; *Guerrilla Capacity
 Planning*, 2007, sec. 5.2.3; reproduced in ``tests/test_usl.py``). With them C(2) = 1.97,
 C(8) = 7.1, C(32) = 19.9, C(64) = 26.8. They stand in for "a server process on a many-core box"
-until you measure your own: run a load test at several core counts, ``usl.fit`` it, and build
-options with ``Vertical.from_fit(instance, fit)``.
+until you measure your own: run a load test at several core counts, fit the USL to it
+(``capsim.calibrate.fit_usl``), and build options with ``Vertical.from_fit(instance, fit)``.
 
 **Failures.** ``one_down`` builds the system with one box of the tier gone, for simulation:
 an ``Outage`` of the only box (vertical: nothing serves the tier), or of instance 0 of a
@@ -45,6 +45,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from capsim.analytic import usl
 from capsim.errors import ModelError, check_int, check_number, fail
 from capsim.model import (
     Branch,
@@ -69,8 +70,9 @@ ALWAYS_S = 1e12  # an outage that outlasts any run
 
 
 def usl_capacity(n: float, sigma: float = SDM91_SIGMA, kappa: float = SDM91_KAPPA) -> float:
-    """C(N) = N / (1 + sigma (N - 1) + kappa N (N - 1)): N cores' capacity in single cores."""
-    return n / (1.0 + sigma * (n - 1.0) + kappa * n * (n - 1.0))
+    """C(N) = N / (1 + sigma (N - 1) + kappa N (N - 1)): N cores' capacity in single cores
+    (``capsim.analytic.usl.capacity`` with the SDM91 coefficients by default)."""
+    return usl.capacity(n, sigma, kappa)
 
 
 def effective_capacity(catalogue, sigma: float = SDM91_SIGMA,
@@ -93,35 +95,9 @@ def effective_capacity(catalogue, sigma: float = SDM91_SIGMA,
 def plot_effective_capacity(table: pd.DataFrame, fig=None):
     """Two panels from ``effective_capacity``: effective cores against vCPUs (log-log, with
     linear scaling dotted), and the price of an effective core-hour, one line per family."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from capsim.report.scaling import effective_capacity_figure
 
-    if fig is None:
-        fig = plt.figure(figsize=(12, 4.2), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2)
-    styles = ["-", "--", "-.", ":"]
-    for k, (family, rows) in enumerate(table.groupby("family", sort=False)):
-        style = {"marker": "o", "ls": styles[k % len(styles)], "label": family}
-        ax1.plot(rows["vcpus"], rows["effective_cores"], **style)
-        ax2.plot(rows["vcpus"], rows["usd_per_effective_core_hour"], **style)
-    top = float(table["vcpus"].max())
-    ax1.plot([1, top], [1, top], color="0.6", lw=1, label="linear (no contention)")
-    ax1.set(xscale="log", yscale="log", ylabel="effective cores  C(N) x speed",
-            title="What N vCPUs are worth under the USL")
-    ax2.set(xscale="log", ylabel="\\$ per effective core-hour",
-            title="The price of a unit of work, by box size")
-    ticks = sorted(table["vcpus"].unique())
-    plain = FuncFormatter(lambda v, _: f"{v:g}")
-    for ax in (ax1, ax2):
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("vCPUs per box")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    ax1.yaxis.set_major_formatter(plain)
-    ax1.yaxis.set_minor_formatter(NullFormatter())
-    ax2.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"\\${v:.2f}"))
-    return fig
+    return effective_capacity_figure(table, fig)
 
 
 @dataclass(frozen=True)
@@ -141,7 +117,7 @@ class Option:
 
     @classmethod
     def from_fit(cls, instance: Instance, fit, **kwargs):
-        """The option with USL coefficients from ``capsim.analytic.usl.fit``."""
+        """The option with USL coefficients from ``capsim.calibrate.fit_usl``."""
         return cls(instance, **kwargs, sigma=fit.sigma, kappa=fit.kappa)
 
     # -- per box ---------------------------------------------------------------------------

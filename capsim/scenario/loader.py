@@ -18,7 +18,7 @@ import yaml
 
 from capsim import dists
 from capsim.errors import ModelError
-from capsim.experiment.saturation import Budget
+from capsim.model import Budget
 from capsim.model import components as comp_mod
 from capsim.model import flows as flow_mod
 from capsim.model import profiles as profile_mod

@@ -87,7 +87,7 @@ def json_schema() -> dict:
                   "properties": {k: {"type": "string", "description": f"{k} this component"}}}
                  for k in STEPS if k != "Branch"]
     defs["step"] = {"oneOf": [*_tagged(STEPS)["oneOf"], *shorthand]}
-    from capsim.experiment.saturation import BOUNDS, Budget
+    from capsim.model.budget import BOUNDS, Budget
     from capsim.model.components import Autoscaler, Outage
     from capsim.model.flows import Flow
 

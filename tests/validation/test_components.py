@@ -21,7 +21,6 @@ from scipy import optimize
 import capsim as cs
 from capsim.analytic.mva import mva
 from capsim.analytic.queues import mmc, mmc_response_quantile
-from capsim.engine.station import COUNTERS
 from capsim.experiment import mean_ci, replicate
 from capsim.model.popularity import che_hit_ratio, zipf_probabilities
 from tests.validation.agreement import CONFIDENCE, assert_agrees, column
@@ -45,7 +44,7 @@ def replicate_sampled(system, workload, reps: int, seed: int, *, duration_s: flo
 
 def counter(run: cs.RunResult, station: str, name: str) -> np.ndarray:
     """One cumulative counter of one station at every sample time."""
-    return run.samples[:, run.station_names.index(station), COUNTERS.index(name)]
+    return run.counter(name)[:, run.station_names.index(station)]
 
 
 def rate_between(run: cs.RunResult, station: str, t0: float, t1: float,

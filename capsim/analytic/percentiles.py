@@ -1,0 +1,96 @@
+"""Latency percentiles of the twin: per-route sojourn times convolved on a grid.
+
+Stations are taken as independent: exact for one M/M/c station and for M/M/1 tandems (Reich),
+an approximation elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize
+
+from capsim.analytic.stations import visit_mean, visit_variance
+from capsim.model import Visit
+
+__all__ = ["GRID_POINTS", "QUANTILES", "latency_percentiles"]
+
+NAN = math.nan
+QUANTILES = (0.50, 0.95, 0.99)
+GRID_POINTS = 1 << 13  # cells per route grid: M/M/1 p99 within ~1e-5 relative (midpoint rule)
+
+
+def latency_percentiles(groups, stations, states) -> dict[str, tuple[float, float, float]]:
+    """p50/p95/p99 of each group's mixture of routes, from grid convolutions per route.
+
+    Each route gets its own grid (a power-of-two span from mean + 10 sd, doubled until
+    99.99% of the mass is on it), so a 1 ms route is not blurred by a 10 s one; the mixture
+    CDF is then inverted by root finding on the interpolated route CDFs.
+    """
+    spectra: dict[tuple[str, float, float, int], np.ndarray] = {}
+    cdfs = {}
+    for calls in {calls for routes in groups.values() for _, calls in routes}:
+        cdfs[calls] = _route_cdf(calls, stations, states, spectra)
+    out = {}
+    for label, routes in groups.items():
+        parts = [(p, *cdfs[calls]) for p, calls in routes]
+        out[label] = tuple(_mixture_quantile(parts, q) for q in QUANTILES)
+    return out
+
+
+def _route_cdf(calls, stations, states, spectra) -> tuple[np.ndarray, np.ndarray]:
+    """CDF of one route's latency at cell edges ``(i + 1/2) dx``, with a leading (0, 0)."""
+    mean = sum(visit_mean(c, stations, states) for c in calls)
+    var = sum(visit_variance(c, stations, states) for c in calls)
+    wide = mean + 10.0 * math.sqrt(max(var, 0.0))
+    span = 2.0 ** math.ceil(math.log2(wide)) if wide > 0 else 1e-9
+    n = GRID_POINTS
+    for _ in range(12):
+        dx = span / n
+        pmf = np.zeros(n)
+        pmf[0] = 1.0
+        for call in calls:
+            pmf = _convolve(pmf, _spectrum(call, span, n, stations, states, spectra))
+        cdf = np.cumsum(pmf)
+        if cdf[-1] >= 1.0 - 1e-4:
+            break
+        span, n = 2.0 * span, min(2 * n, 16 * GRID_POINTS)
+    edges = (np.arange(n) + 0.5) * dx
+    return np.concatenate([[0.0], edges]), np.concatenate([[0.0], cdf])
+
+
+def _spectrum(visit: Visit, span, n, stations, states, cache) -> np.ndarray:
+    """FFT (length 2n) of one visit's pmf: the station's wait convolved with the visit's own
+    (scaled) service; the calls a holder makes are visits of their own on the route.
+
+    Each grid point carries the mass of the cell around it (midpoint rule), so sums of
+    stations land on grid points without a drift of half a cell per station.
+    """
+    name, scale = visit.component, visit.scale
+    key = (name, scale, span, n)
+    if key not in cache:
+        edges = (np.arange(n) + 0.5) * (span / n)
+        wait = np.diff(states[name].wait_cdf(edges), prepend=0.0)
+        service = np.diff(np.asarray(stations[name].service.cdf(edges / scale), float),
+                          prepend=0.0)
+        cache[key] = np.fft.rfft(_convolve(wait, np.fft.rfft(service, 2 * n)), 2 * n)
+    return cache[key]
+
+
+def _convolve(pmf: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
+    """Linear (not circular) convolution, truncated to the grid: mass past the end is dropped."""
+    n = pmf.size
+    out = np.fft.irfft(np.fft.rfft(pmf, 2 * n) * spectrum, 2 * n)[:n]
+    return np.maximum(out, 0.0)
+
+
+def _mixture_quantile(parts, q: float) -> float:
+    """Invert ``sum_r w_r F_r(x)`` (piecewise linear F_r); NaN if the grids hold too little."""
+    def cdf(x: float) -> float:
+        return sum(w * np.interp(x, xs, fs) for w, xs, fs in parts)
+
+    hi = max(xs[-1] for _, xs, _ in parts)
+    if cdf(hi) < q:
+        return NAN
+    return float(optimize.brentq(lambda x: cdf(x) - q, 0.0, hi, xtol=1e-12 * hi, rtol=1e-12))
