@@ -7,11 +7,11 @@ users it carries before its busiest station is full (or at an alarm level such a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from capsim.errors import check_number
 from capsim.model import System
+from capsim.scaling.options import capacity_per_s
 
 __all__ = ["Bottleneck", "bottleneck", "vcpus"]
 
@@ -38,9 +38,7 @@ class Bottleneck:
 
 
 def bottleneck(system: System) -> Bottleneck:
-    """The busiest station per request (offered load per request/s, from the model: cache hit
-    ratios as at 1 request/s, synchronous holding not counted, as ``System.offered_load``)."""
+    """The busiest station per request and its capacity (``options.capacity_per_s``: the
+    model's offered load, cache hit ratios as at 1 request/s, holding not counted)."""
     loads = system.offered_load(1.0)
-    station = max(loads, key=loads.get)
-    worst = loads[station]
-    return Bottleneck(station, math.inf if worst <= 0 else 1.0 / worst)
+    return Bottleneck(max(loads, key=loads.get), capacity_per_s(system))
