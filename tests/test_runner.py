@@ -3,6 +3,8 @@ never rerun, one shared pool, and every experiment built on it."""
 
 import ast
 import importlib
+import os
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +85,19 @@ def test_one_runner_keeps_one_bar_and_the_pool_is_shared():
     assert shared_pool(2) is shared_pool(2)
     with pytest.raises(ValueError, match="same key"):
         run_jobs(jobs(2) + jobs(1), processes=1)
+
+
+def die(job: Job) -> None:
+    os._exit(1)  # a worker killed mid-run (out of memory, a segfault in a C extension)
+
+
+def test_a_broken_pool_is_reported_and_the_next_experiment_gets_a_fresh_one():
+    doomed = [Job(k, die, "test", SYSTEM, LOAD, 1.0, s)
+              for k, s in enumerate(replication_seeds(1, 2))]
+    with pytest.raises(BrokenProcessPool):
+        run_jobs(doomed, processes=2)
+    after = run_jobs(jobs(2), processes=2)
+    pd.testing.assert_frame_equal(after[1], run_jobs(jobs(2), processes=1)[1])
 
 
 @pytest.mark.xdist_group("dask")

@@ -193,8 +193,10 @@ class Runner:
     def _run_on(self, pool: Executor, jobs: list[Job], done: dict) -> None:
         try:
             futures: dict[Future, Job] = {pool.submit(j.task, j): j for j in jobs}
-        except BrokenProcessPool:  # a worker died earlier: start the pool afresh, once
-            _drop_pool(pool)
+        except BrokenProcessPool:
+            if pool not in _POOLS.values():
+                raise  # the caller's executor: theirs to mend
+            _drop_pool(pool)  # a worker of ours died earlier: start afresh, once
             pool = self._pool(len(jobs))
             futures = {pool.submit(j.task, j): j for j in jobs}
         try:
