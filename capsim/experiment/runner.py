@@ -175,8 +175,9 @@ class Runner:
         self._tick(len(jobs))
         done: dict[Hashable, Any] = {}
         pending = []
+        keeps = self.store.path is not None  # no store: no fingerprint to compute
         for job in jobs:
-            cached = self.store.get(job.store_key(self.store))
+            cached = self.store.get(job.store_key(self.store)) if keeps else None
             if cached is not None:
                 done[job.key] = cached
                 self._advance()
@@ -211,7 +212,7 @@ class Runner:
             raise
 
     def _finish(self, job: Job, result: Any, done: dict) -> None:
-        if hasattr(result, "columns"):  # a DataFrame: storable
+        if self.store.path is not None and hasattr(result, "columns"):  # a DataFrame
             self.store.put(job.store_key(self.store), result)
         done[job.key] = result
         self._advance()
