@@ -8,11 +8,14 @@ Usage::
 
 Every variant is the base model (one 16-worker service, 10 ms exponential service, at
 1,000 requests/s: rho 0.625) with one thing added or changed: a Delay hop, the service split
-into 4 instances behind each balancing policy, a Cache read (fixed hit ratio, or an LRU over
-Zipf keys), a CDN read, a Database read (one primary, or 2 shards x 2 replicas), a Database
-write with replication lag, a Publish to a MessageQueue (its consumers' work included), a
-second service called after the first, the same call held by the first service's worker, a
-Branch. ``web`` is a web-like model that uses them all at once.
+into 4 instances behind each balancing policy, processor sharing instead of FCFS (the 16
+workers become cores that every request in service shares), priorities by flow, 32 threads on
+a 16-core Host, a Database read with its own demand, repeated four times (``visits=4``,
+written out, and a geometric count), a Cache read (fixed hit ratio, or
+an LRU over Zipf keys), a CDN read, a Database read (one primary, or 2 shards x 2 replicas), a
+Database write with replication lag, a Publish to a MessageQueue (its consumers' work
+included), a second service called after the first, the same call held by the first
+service's worker, a Branch. ``web`` is a web-like model that uses them all at once.
 
 For each variant the table gives requests/s (requests that arrive from outside and finish,
 best of ``--rounds``; a published message is part of its request's cost), microseconds per
@@ -104,6 +107,23 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("least_conn", "4 instances, least_connections",
             replaced(lambda: instances("least_connections"))),
     Variant("p2c", "4 instances, power_of_two", replaced(lambda: instances("power_of_two"))),
+    Variant("ps", "processor sharing over the 16 cores",
+            replaced(lambda: ([web(discipline="ps")], [cs.Call("web")]))),
+    Variant("priority", "priority by flow (two flows, priorities 0 and 1)",
+            lambda: cs.System([web(discipline="priority")], [
+                cs.Flow("f", 0.5, [cs.Call("web")], priority=0),
+                cs.Flow("g", 0.5, [cs.Call("web")], priority=1)])),
+    Variant("host", "32 threads on a 16-core Host (shared by processor sharing)",
+            lambda: cs.System([web(servers=32, host="box")], [cs.Flow("f", 1.0, [
+                cs.Call("web")])], hosts=[cs.Host("box", cores=16)])),
+    Variant("own_service", "+ Database read with its own service_time (1 ms)",
+            plus([PG], [cs.Read("pg", service_time=E(0.001))])),
+    Variant("visits", "+ the same read repeated: visits=4",
+            plus([PG], [cs.Read("pg", service_time=E(0.001), visits=4)])),
+    Variant("unrolled", "+ the same 4 reads written out",
+            plus([PG], [cs.Read("pg", service_time=E(0.001))] * 4)),
+    Variant("visits_geometric", "+ the read repeated Geometric(mean=4) times",
+            plus([PG], [cs.Read("pg", service_time=E(0.001), visits=cs.Geometric(mean=4))])),
     Variant("cache", "+ Cache read, hit_ratio 0.9", plus([REDIS], [cs.Read("redis")])),
     Variant("cache_lru", "+ Cache read, LRU 1k of 10k Zipf keys", plus([LRU], [cs.Read("lru")])),
     Variant("cdn", "+ CDN read, hit_ratio 0.9", plus([CDN], [cs.Read("cdn")])),

@@ -200,7 +200,7 @@ def markdown_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="tiny smoke run: 6 points, 2 replications x 10 s, 1 process")
+                        help="tiny smoke run: 6 points, 2 replications x 4 s, 1 process")
     parser.add_argument("--points", type=int, default=20, help="grid points (default 20)")
     parser.add_argument("--replications", type=int, default=5,
                         help="replications per point, both methods (default 5)")
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.points, args.replications, args.max_replications = 6, 2, 4
-        args.duration, args.processes, args.max_extension = 10.0, 1, 1.0
+        args.duration, args.processes, args.max_extension = 4.0, 1, 1.0
     if args.points < 3 or args.replications < 2 or args.max_replications < args.replications:
         parser.error("need --points >= 3, --replications >= 2, "
                      "--max-replications >= --replications")

@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {  # public name -> the module that defines it
     **dict.fromkeys([
         "Deterministic", "Distribution", "Empirical", "Erlang", "Exponential", "Gamma",
-        "HyperExponential", "LogNormal",
+        "HyperExponential", "LogNormal", "Count", "Poisson", "Geometric",
     ], "capsim.dists"),
     **dict.fromkeys([
         "Network", "RunResult", "simulate",
@@ -32,7 +32,7 @@ _EXPORTS: dict[str, str] = {  # public name -> the module that defines it
         "Autoscaler", "Branch", "Budget", "CDN", "Cache", "Call", "ClosedWorkload", "Component",
         "Database", "Delay", "Diurnal", "Flow", "Growth", "MessageQueue", "OpenWorkload", "Outage",
         "Piecewise", "Profile", "Publish", "Read", "Service", "Spike", "System", "Workload",
-        "Write",
+        "Write", "Host", "MixedWorkload",
     ], "capsim.model"),
 }
 _SUBPACKAGES = ("analytic", "calibrate", "engine", "experiment", "model", "monitor", "report",
@@ -57,14 +57,17 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run time
     from capsim import analytic, monitor
     from capsim.dists import (
+        Count,
         Deterministic,
         Distribution,
         Empirical,
         Erlang,
         Exponential,
         Gamma,
+        Geometric,
         HyperExponential,
         LogNormal,
+        Poisson,
     )
     from capsim.engine import Network, RunResult, simulate
     from capsim.errors import ModelError, RunLengthWarning
@@ -91,7 +94,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run
         Diurnal,
         Flow,
         Growth,
+        Host,
         MessageQueue,
+        MixedWorkload,
         OpenWorkload,
         Outage,
         Piecewise,
@@ -107,6 +112,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run
 
 __all__ = [
     "Autoscaler", "Branch", "Budget", "CDN", "Cache", "Call", "ClosedWorkload", "Component",
+    "Count", "Geometric", "Host", "MixedWorkload", "Poisson",
     "Database", "Delay", "Deterministic", "Distribution", "Diurnal", "Empirical", "Erlang",
     "Exponential", "Flow", "Gamma", "Growth", "HyperExponential", "LogNormal", "MessageQueue",
     "ModelError", "Network", "OpenWorkload", "Outage", "Piecewise", "Profile", "Publish", "Read",

@@ -25,6 +25,9 @@ __all__ = [
     "LogNormal",
     "HyperExponential",
     "Empirical",
+    "Count",
+    "Poisson",
+    "Geometric",
 ]
 
 
@@ -288,3 +291,118 @@ class Empirical(Distribution):
 
     def __repr__(self) -> str:
         return f"Empirical(<{len(self.samples)} samples, mean={self.mean:.4g}, cv={self.cv:.3g}>)"
+
+
+@dataclass(frozen=True)
+class Count(Distribution):
+    """Base class of a random count (0, 1, 2, ...): how many times a step repeats
+    (``Call("db", visits=Geometric(mean=10))``, the N of an N+1 query page)."""
+
+    kind: ClassVar[str] = "count"
+    TAIL: ClassVar[float] = 1e-6  # the mass a twin may leave out when it expands the counts
+
+    def pmf(self, k: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def support(self, tail: float | None = None, limit: int = 400) -> tuple[np.ndarray,
+                                                                            np.ndarray]:
+        """(counts, probabilities) of all but ``tail`` of the mass (at most ``limit`` counts),
+        with the mass left out put on the two counts around its conditional mean: what the
+        analytic twin expands a repeated step into. Probabilities sum to 1 and the mean is
+        the distribution's, so offered loads stay exact."""
+        tail = self.TAIL if tail is None else tail
+        k = np.arange(limit + 1)
+        p = self.pmf(k)
+        keep = np.flatnonzero(np.cumsum(p) < 1.0 - tail)
+        last = min(int(keep[-1]) + 2 if keep.size else 1, limit + 1)
+        k, p = k[:last].astype(float), p[:last]
+        rest = 1.0 - p.sum()
+        if rest > 1e-15:
+            beyond = max((self.mean - float(np.dot(k, p))) / rest, k[-1] + 1.0)
+            lo = math.floor(beyond)
+            share = rest * (lo + 1.0 - beyond)  # on lo; the rest on lo + 1
+            k = np.concatenate([k, [lo, lo + 1.0]])
+            p = np.concatenate([p, [share, rest - share]])
+        nz = p > 0
+        k, p = k[nz].astype(int), p[nz]
+        return k, p / p.sum()
+
+    def scaled(self, mean: float) -> Count:
+        return replace(self, mean_count=check_number(self._owner(), "mean", mean,
+                                                     strict=False))
+
+
+@dataclass(frozen=True)
+class Poisson(Count):
+    """A Poisson number of repeats with the given ``mean`` (0 is possible)."""
+
+    mean_count: float = 1.0
+
+    def __init__(self, mean: float = 1.0) -> None:
+        object.__setattr__(self, "mean_count",
+                           check_number("Poisson", "mean", mean, strict=False))
+
+    @property
+    def mean(self) -> float:
+        return self.mean_count
+
+    @property
+    def cv(self) -> float:
+        return 1.0 / math.sqrt(self.mean_count) if self.mean_count > 0 else 0.0
+
+    def pmf(self, k):
+        from scipy import stats
+
+        return stats.poisson.pmf(np.asarray(k), self.mean_count)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.poisson(self.mean_count, n).astype(float)
+
+    def cdf(self, x):
+        from scipy import stats
+
+        return stats.poisson.cdf(np.floor(np.asarray(x, dtype=float)), self.mean_count)
+
+    def __repr__(self) -> str:
+        return f"Poisson(mean={self.mean_count!r})"
+
+
+@dataclass(frozen=True)
+class Geometric(Count):
+    """A geometric number of repeats on 0, 1, 2, ... with the given ``mean``: each repeat is
+    followed by another with probability ``mean / (1 + mean)`` (a page that lists a random
+    number of items and queries once per item)."""
+
+    mean_count: float = 1.0
+
+    def __init__(self, mean: float = 1.0) -> None:
+        object.__setattr__(self, "mean_count",
+                           check_number("Geometric", "mean", mean, strict=False))
+
+    @property
+    def _q(self) -> float:
+        return self.mean_count / (1.0 + self.mean_count)
+
+    @property
+    def mean(self) -> float:
+        return self.mean_count
+
+    @property
+    def cv(self) -> float:
+        m = self.mean_count
+        return math.sqrt(m * (1.0 + m)) / m if m > 0 else 0.0
+
+    def pmf(self, k):
+        k = np.asarray(k, dtype=float)
+        return np.where(k >= 0, (1.0 - self._q) * self._q ** np.maximum(k, 0), 0.0)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        # numpy's geometric counts trials to the first success (1, 2, ...): shift to 0, 1, ...
+        return (rng.geometric(1.0 - self._q, n) - 1).astype(float)
+
+    def cdf(self, x):
+        x = np.floor(np.asarray(x, dtype=float))
+        return np.where(x >= 0, 1.0 - self._q ** (np.maximum(x, 0) + 1), 0.0)
+
+    def __repr__(self) -> str:
+        return f"Geometric(mean={self.mean_count!r})"

@@ -36,13 +36,30 @@ Open workloads are solved station by station (a queueing network decomposition):
   ``"<queue> (async)"`` (message end-to-end time at the consumer) that the ``"all"`` row does
   not pool; an overloaded consumer makes only that row unstable. Retention is M/M/1 with
   deterministic impatience (see ``components``);
+* processor sharing (``discipline="ps"``): a visit takes its own service x the M/G/c-PS
+  slowdown ``1 + C(c, a) / (c (1 - rho))`` (insensitive: exact means for Poisson arrivals;
+  with a ``max_concurrency`` cap, exact for exponential service, the requests beyond the cap
+  waiting FIFO in front); non-preemptive priority: per priority class (a flow's priority,
+  flows without one last) Cobham's waits for one server, M/M/c's for exponential service
+  equal in every class, else the FCFS wait scaled by Bondi-Buzen's priority ratio; a host's
+  cores are M/M/c-PS shared by every station on it (its visits' work / speed x the host's
+  slowdown), the stations' threads an FCFS pool with that time as service; a host has its
+  own component row, and an overloaded host makes the stations on it unstable (see
+  ``disciplines``);
 * latency percentiles convolve per-station sojourn times on a grid, assuming the stations are
   independent: exact for one M/M/c station and for M/M/1 tandems (Reich), an approximation
   elsewhere.
 
 Closed workloads use exact MVA (see ``mva``) with delays as infinite-server demand and the
 consumers as open stations fed at the MVA throughput; they are always stable (consumers
-aside), and their request percentiles are NaN because MVA yields means only.
+aside), and their request percentiles are NaN because MVA yields means only. Processor
+sharing is product form there too (the same MVA); a host is a load-dependent station of its
+cores; a priority station is FCFS with its wait split over the classes (approximation).
+
+A workload of several populations (``MixedWorkload``, or one population running some flows)
+goes to ``populations``: open ones alone are one superposed open stream; with a closed one
+they are the classes of multi-class MVA (``multiclass_network``: exact for product form,
+BCMP's mixed network when open classes are among them).
 """
 
 from __future__ import annotations
@@ -51,10 +68,11 @@ import math
 
 from capsim.analytic.closed_network import solve_closed
 from capsim.analytic.open_network import solve_open
+from capsim.analytic.populations import solve_populations
 from capsim.analytic.result import AnalyticResult
 from capsim.analytic.stations import build_stations
 from capsim.errors import ModelError
-from capsim.model import ClosedWorkload, OpenWorkload, System
+from capsim.model import ClosedWorkload, MixedWorkload, OpenWorkload, System
 
 __all__ = ["solve"]
 
@@ -71,9 +89,13 @@ def solve(system: System, workload: OpenWorkload | ClosedWorkload, *,
         raise ModelError(f"solve: system must be a System, got {system!r}")
     if duration_s is not None and not (duration_s > 0 and math.isfinite(duration_s)):
         raise ModelError(f"solve.duration_s: must be > 0, got {duration_s!r}")
+    if isinstance(workload, MixedWorkload) or (
+            isinstance(workload, (OpenWorkload, ClosedWorkload)) and workload.flows is not None):
+        return solve_populations(system, workload, duration_s)
     stations = build_stations(system)
     if isinstance(workload, OpenWorkload):
         return solve_open(system, workload, stations, duration_s)
     if isinstance(workload, ClosedWorkload):
         return solve_closed(system, workload, stations, duration_s)
-    raise ModelError(f"solve: workload must be OpenWorkload or ClosedWorkload, got {workload!r}")
+    raise ModelError("solve: workload must be an Open, Closed or MixedWorkload, got "
+                     f"{workload!r}")

@@ -13,12 +13,13 @@ from capsim.model import Cache, Call, Database
 from capsim.model.flows import _walk
 from capsim.model.workload import PEAK_WINDOW_S
 
-__all__ = ["component_notes", "open_notes"]
+__all__ = ["component_notes", "discipline_notes", "open_notes"]
 
 
 
 
-def open_notes(system, workload, stations, states, markov, hit, routes) -> tuple[str, ...]:
+def open_notes(system, workload, stations, states, markov, hit, routes,
+               hosts=None) -> tuple[str, ...]:
     notes = []
     queueing = [n for n, st in stations.items() if not st.delay]
     inexact = [n for n in queueing if not states[n].exact]
@@ -36,6 +37,7 @@ def open_notes(system, workload, stations, states, markov, hit, routes) -> tuple
         if any(s.queue_capacity is not None and not isinstance(s.service, Exponential)
                for s in stations.values()):
             notes.append("finite queues with non-exponential service use M/M/c/K (approximation)")
+    notes += discipline_notes(system, stations, states, hosts or {}, closed=False)
     notes += component_notes(system, workload, stations, states, hit, routes)
     notes.append("percentiles convolve independent per-station sojourn times (exact for one "
                  "M/M/c station and M/M/1 tandems; an approximation otherwise)")
@@ -120,3 +122,89 @@ def component_notes(system, workload, stations, states, hit, routes) -> list[str
         notes.append("timeouts and retries are not modelled (one attempt per call, never "
                      "abandoned): " + ", ".join(guarded))
     return notes
+
+
+def discipline_notes(system, stations, states, hosts, closed: bool,
+                     users: float = float("inf")) -> list[str]:
+    """How the twin serves processor sharing, priorities and shared hosts, and where exactly
+    (``users``: a closed workload's population, which bounds the requests at a station)."""
+    notes = []
+    ps = [n for n, st in stations.items() if st.ps and not st.consumer]
+    if ps:
+        if closed:
+            notes.append("processor sharing is product form: MVA as for exponential FCFS "
+                         "(multi-core = load-dependent), exact for any service distribution; a "
+                         "visit's response is its own service x the station's mean slowdown: "
+                         + ", ".join(ps))
+            capped = [n for n in ps if stations[n].max_concurrency is not None]
+            if capped:
+                notes.append("max_concurrency in a closed workload: the wait for admission is "
+                             "not split out (the row's wait is 0, its response holds it): "
+                             + ", ".join(capped))
+        else:
+            inexact = [n for n in ps if not states[n].exact]
+            line = ("processor sharing: a visit takes its own service x (1 + C(c, a) / "
+                    "(c (1 - rho))) (M/G/c-PS is insensitive: exact means for Poisson "
+                    "arrivals without a cap, and with a max_concurrency cap >= c under "
+                    "exponential service; the requests beyond the cap wait FIFO): "
+                    + ", ".join(ps))
+            if inexact:
+                line += ("; approximate (non-Poisson arrivals: queueing part x (ca2 + 1) / 2; "
+                         "a cap with non-exponential or mixed service; slots held across "
+                         "calls: an FCFS pool of the cap) at: " + ", ".join(inexact))
+            notes.append(line)
+            notes.append("percentiles under processor sharing stretch each visit's own service "
+                         "by the mean slowdown (E[T | x] = x stretch, exact in mean for "
+                         "M/G/1-PS): the slowdown's own randomness is left out, so tails are "
+                         "an approximation (understated at high load): " + ", ".join(ps))
+    prio = [n for n, st in stations.items() if st.priority]
+    if prio:
+        if closed:
+            notes.append("non-preemptive priority in a closed workload: MVA solves the station "
+                         "as FCFS (throughput and the station's mean wait), and the wait is "
+                         "split over the priority classes by M/M/c's priority/FCFS ratios, "
+                         "keeping its rate-weighted mean (approximation): " + ", ".join(prio))
+        else:
+            exact = [n for n in prio if states[n].exact]
+            approx = [n for n in prio if not states[n].exact]
+            line = ("non-preemptive priority: per priority class (a flow's priority, flows "
+                    "without one last) Cobham's M/G/1 waits with the classes' own service "
+                    "(one server), M/M/c's (Cobham, Davis; exponential service equal for all "
+                    "classes), else the G/G/c FCFS wait x M/M/c's priority/FCFS ratio; the "
+                    "station's wait is their rate-weighted mean")
+            if exact:
+                line += "; exact (Poisson arrivals) at: " + ", ".join(exact)
+            if approx:
+                line += "; approximate at: " + ", ".join(approx)
+            notes.append(line)
+            notes.append("percentiles at priority stations scale the FCFS wait's shape to each "
+                         "class's mean wait (approximation): " + ", ".join(prio))
+    for h in system.hosts:
+        on = [n for n, st in stations.items() if st.host == h.name]
+        if not on:
+            continue
+        if closed:
+            notes.append(f"host {h.name} ({h.cores} cores x speed {h.speed:g}): a "
+                         "load-dependent station of its cores (processor sharing, product "
+                         "form) with the hosted work / speed as demand; the stations on it ("
+                         + ", ".join(on) + ") respond in their work / speed x the host's "
+                         "slowdown. Their threads are ignored by MVA; they can bind only where "
+                         "servers < users: " + (", ".join(
+                             n for n in on if stations[n].servers < users) or
+                             "none here"))
+            continue
+        hs = hosts.get(h.name)
+        rho = f"rho_host = {hs.rho:.4g}" if hs is not None else ""
+        bind = [n for n in on if not states[n].exact]
+        line = (f"host {h.name} ({h.cores} cores x speed {h.speed:g}, {rho}): processor "
+                "sharing of its cores by every station on it (" + ", ".join(on) + "); a "
+                "visit's work takes work / speed x (1 + C(c, a) / (c (1 - rho_host))) "
+                "(M/M/c-PS, insensitive), and the threads (servers) are an FCFS pool with "
+                "that time plus any held calls as service (G/G/c). Exact means for Poisson "
+                "arrivals while the threads do not bind; the jobs on the cores are not capped "
+                "by the threads (the slowdown is overstated where they bind)")
+        if bind:
+            line += "; approximate at: " + ", ".join(bind)
+        notes.append(line)
+    return notes
+

@@ -9,15 +9,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special
 
-from capsim.analytic.stations import visit_mean, visit_variance
+from capsim.analytic.stations import prio_of, visit_mean, visit_variance, visit_wait
 from capsim.model import Visit
 
 __all__ = ["GRID_POINTS", "QUANTILES", "latency_percentiles"]
 
 NAN = math.nan
 QUANTILES = (0.50, 0.95, 0.99)
+STRETCH_POINTS = 24  # quadrature of a PS visit's random slowdown
 GRID_POINTS = 1 << 13  # cells per route grid: M/M/1 p99 within ~1e-5 relative (midpoint rule)
 
 
@@ -48,10 +49,18 @@ def _route_cdf(calls, stations, states, spectra) -> tuple[np.ndarray, np.ndarray
     n = GRID_POINTS
     for _ in range(12):
         dx = span / n
-        pmf = np.zeros(n)
-        pmf[0] = 1.0
+        # the route's spectrum is the product of its visits' (a repeated visit's to a power):
+        # one inverse transform per route. Mass pushed past the grid only moves further out,
+        # so truncating once at the end is truncating after every visit, up to what wraps
+        # round past twice the grid (the grid holds all but 1e-4 of the mass)
+        counts: dict = {}
         for call in calls:
-            pmf = _convolve(pmf, _spectrum(call, span, n, stations, states, spectra))
+            counts[call] = counts.get(call, 0) + 1
+        spectrum = np.ones(n + 1, dtype=complex)
+        for call, k in counts.items():
+            one = _spectrum(call, span, n, stations, states, spectra)
+            spectrum = spectrum * (one if k == 1 else one**k)
+        pmf = np.maximum(np.fft.irfft(spectrum, 2 * n)[:n], 0.0)
         cdf = np.cumsum(pmf)
         if cdf[-1] >= 1.0 - 1e-4:
             break
@@ -62,20 +71,41 @@ def _route_cdf(calls, stations, states, spectra) -> tuple[np.ndarray, np.ndarray
 
 def _spectrum(visit: Visit, span, n, stations, states, cache) -> np.ndarray:
     """FFT (length 2n) of one visit's pmf: the station's wait convolved with the visit's own
-    (scaled) service; the calls a holder makes are visits of their own on the route.
+    (scaled) service; the calls a holder makes are visits of their own on the route. A visit
+    to a priority station waits its class's wait; under processor sharing (or on a shared
+    host) its own service is stretched by a random slowdown: a gamma factor with the
+    station's mean slowdown (``E[T | x] = x stretch``, exact in mean for M/G/1-PS) and the
+    scv that gives M/M/1-PS its exact second moment (``r / (2 - r)``, ``r = 1 - 1 /
+    stretch``): an approximation of PS tails.
 
     Each grid point carries the mass of the cell around it (midpoint rule), so sums of
     stations land on grid points without a drift of half a cell per station.
     """
-    name, scale = visit.component, visit.scale
-    key = (name, scale, span, n)
+    name, state = visit.component, states[visit.component]
+    scale = visit.scale * state.stretch  # processor sharing: the mean slowdown, applied
+    prio = prio_of(visit)
+    key = (name, scale, visit.service, prio, span, n)
     if key not in cache:
         edges = (np.arange(n) + 0.5) * (span / n)
-        wait = np.diff(states[name].wait_cdf(edges), prepend=0.0)
-        service = np.diff(np.asarray(stations[name].service.cdf(edges / scale), float),
-                          prepend=0.0)
+        wait = np.diff(visit_wait(visit, state)[2](edges), prepend=0.0)
+        own = visit.service_of(stations[name].service)
+        cdf = np.zeros(n)
+        for y, w in _stretch_points(state.stretch_scv):
+            cdf += w * np.asarray(own.cdf(edges / (scale * y)), float)
+        service = np.diff(cdf, prepend=0.0)
         cache[key] = np.fft.rfft(_convolve(wait, np.fft.rfft(service, 2 * n)), 2 * n)
     return cache[key]
+
+
+def _stretch_points(scv: float) -> list[tuple[float, float]]:
+    """Gauss-Laguerre points (factor, weight) of a mean-1 gamma with this scv: the slowdown
+    a PS visit draws (one point, 1, when it is as good as fixed)."""
+    if scv < 0.02:
+        return [(1.0, 1.0)]
+    k = 1.0 / scv
+    x, w = special.roots_genlaguerre(STRETCH_POINTS, k - 1.0)
+    w = w / w.sum()
+    return [(float(xi / k), float(wi)) for xi, wi in zip(x, w, strict=True) if wi > 1e-14]
 
 
 def _convolve(pmf: np.ndarray, spectrum: np.ndarray) -> np.ndarray:

@@ -250,3 +250,120 @@ def mmck(arrival_rate: float, mean_service: float, servers: int,
     else:
         wq, w = 0.0, float(mean_service)
     return MMcKResult(blocking, carried, carried * mean_service / c, p_wait, wq, w, lq, ls)
+
+
+# ------------------------------------------------------- priority classes and processor sharing
+
+
+def _class_array(owner: str, field: str, value, *, positive: bool = False,
+                 size: int | None = None) -> np.ndarray:
+    """One finite number per priority class (highest priority first), as a float array."""
+    from capsim.errors import fail  # queues.py otherwise imports nothing from capsim
+
+    vals = [value] if np.ndim(value) == 0 else list(np.asarray(value, dtype=object).ravel())
+    ok = all(not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
+             and math.isfinite(v) and (v > 0 if positive else v >= 0) for v in vals)
+    if not ok or not vals:
+        raise fail(owner, field, f"must be finite numbers {'> 0' if positive else '>= 0'}, "
+                   "one per class", vals)
+    if size is not None and len(vals) != size:
+        raise fail(owner, field, f"needs one value per class ({size})", vals)
+    return np.array(vals, dtype=float)
+
+
+def _priority_inputs(owner: str, rates, means, second_moments
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from capsim.errors import fail
+
+    lam = _class_array(owner, "rates", rates)
+    s = _class_array(owner, "means", means, positive=True, size=lam.size)
+    s2 = _class_array(owner, "second_moments", second_moments, size=lam.size)
+    if np.any(s2 < s * s * (1.0 - 1e-12)):
+        raise fail(owner, "second_moments", "must be >= means**2 (E[S^2] >= E[S]^2)",
+                   s2.tolist())
+    return lam, s, s2
+
+
+def mg1_priority_nonpreemptive(rates, means, second_moments) -> tuple[float, ...]:
+    """Mean wait in queue per class of M/G/1 with non-preemptive (head-of-line) priority.
+
+    Cobham (1954): ``W_k = W0 / ((1 - s_{k-1}) (1 - s_k))`` with ``s_k`` the load of
+    classes 1..k (class 1 is served first) and ``W0 = sum_i lambda_i E[S_i^2] / 2`` the mean
+    residual work an arrival finds in service. Exact for Poisson arrivals, any service
+    distributions. Classes with ``s_k >= 1`` are ``inf``; the classes above them still have
+    a steady state, in which the first unstable class keeps the server busy the remaining
+    ``1 - s_{k-1}`` of the time (and lower ones never get it), which is what W0 counts then.
+    """
+    lam, s, s2 = _priority_inputs("mg1_priority_nonpreemptive", rates, means, second_moments)
+    rho = lam * s
+    cum = np.cumsum(rho)
+    prev = cum - rho
+    busy = rho.copy()
+    saturated = np.nonzero(cum >= 1.0)[0]
+    if saturated.size:
+        first = int(saturated[0])
+        busy[first] = 1.0 - prev[first]
+        busy[first + 1:] = 0.0
+    w0 = float(np.sum(busy * s2 / (2.0 * s)))  # = sum lambda_i E[S_i^2] / 2 when stable
+    return tuple(w0 / ((1.0 - p) * (1.0 - c)) if c < 1.0 else INF
+                 for p, c in zip(prev, cum, strict=True))
+
+
+def mmc_priority_nonpreemptive(rates, mean, servers: int) -> tuple[float, ...]:
+    """Mean wait in queue per class of M/M/c with non-preemptive priority, same service.
+
+    Exact when every class has the same exponential service (mean ``mean``; Cobham 1954;
+    Davis, Oper. Res. 14(1), 1966, which also gives the distribution)::
+
+        W_k = C(c, a) / (c mu (1 - s_{k-1}) (1 - s_k))
+
+    with ``a = lambda S`` the total offered load, C Erlang's C and ``s_k`` the per-server load
+    of classes 1..k (class 1 first). An arrival waits iff all servers are busy, whatever its
+    class, and then departures come at rate ``c mu``. For c = 1 it is Cobham's M/G/1 formula
+    with exponential service. Classes with ``s_k >= 1`` are ``inf``; those above still wait a
+    finite time (then every arrival waits: C = 1).
+    """
+    c = _check_servers(servers)
+    s = _check("mean", mean, positive=True)
+    lam = _class_array("mmc_priority_nonpreemptive", "rates", rates)
+    p_wait = erlang_c(c, float(lam.sum()) * s)
+    cum = np.cumsum(lam * s / c)
+    prev = cum - lam * s / c
+    return tuple(p_wait * s / (c * (1.0 - p) * (1.0 - k)) if k < 1.0 else INF
+                 for p, k in zip(prev, cum, strict=True))
+
+
+def mg1_priority_preemptive(rates, means, second_moments) -> tuple[float, ...]:
+    """Mean response time (sojourn) per class of M/G/1 with preemptive-resume priority.
+
+    A class never sees the classes below it, so class k is an M/G/1 of classes 1..k whose
+    service is stretched by the higher-priority arrivals (Kleinrock, Queueing Systems II,
+    1976)::
+
+        T_k = E[S_k] / (1 - s_{k-1}) + sum_{i<=k} lambda_i E[S_i^2] / (2 (1 - s_{k-1}) (1 - s_k))
+
+    Exact for Poisson arrivals and any service distributions; ``inf`` where ``s_k >= 1``.
+    """
+    lam, s, s2 = _priority_inputs("mg1_priority_preemptive", rates, means, second_moments)
+    rho = lam * s
+    cum = np.cumsum(rho)
+    prev = cum - rho
+    resid = np.cumsum(lam * s2 / 2.0)
+    return tuple(sk / (1.0 - p) + rk / ((1.0 - p) * (1.0 - c)) if c < 1.0 else INF
+                 for sk, rk, p, c in zip(s, resid, prev, cum, strict=True))
+
+
+def mmc_ps_response(rate: float, mean: float, servers: int) -> float:
+    """Mean response time of M/G/c processor sharing: ``E[S] (1 + C(c, a) / (c (1 - rho)))``.
+
+    With n requests present each is served at rate ``min(1, c / n)``: the number in system is
+    the M/M/c birth-death chain whatever the service distribution (PS is insensitive), so
+    the mean response equals M/M/c's (Little's law). Exact; ``inf`` when ``rho >= 1``.
+    """
+    c = _check_servers(servers)
+    lam = _check("rate", rate)
+    s = _check("mean", mean, positive=True)
+    a = lam * s
+    if a >= c:
+        return INF
+    return s * (1.0 + erlang_c(c, a) / (c - a))

@@ -34,17 +34,27 @@ class AnalyticResult:
     unstable_components: tuple[str, ...]
     notes: tuple[str, ...]
     closed_bounds: Bounds | None = None
+    population_rows: tuple[tuple, ...] = ()  # one per population of a mixed workload
+
 
     @property
     def stable(self) -> bool:
         """True when every component and every flow has a steady state."""
         return not self.unstable_components and all(r[-1] for r in self.latency_rows)
 
-    def latency(self) -> pd.DataFrame:
+    def latency(self, by: str = "flow") -> pd.DataFrame:
         """Per flow, then one ``"<queue> (async)"`` row per MessageQueue, then ``ALL_FLOWS``
         (the request flows pooled) when there are several flows: schema.LATENCY_COLUMNS,
-        count = NaN."""
-        df = pd.DataFrame(list(self.latency_rows), columns=_TWIN_LATENCY)
+        count = NaN. ``by="population"``: one row per population of a mixed workload (the
+        ``flow`` column names it), as ``RunResult.latency(by="population")``."""
+        if by not in ("flow", "population"):
+            raise ValueError(f"AnalyticResult.latency.by: must be 'flow' or 'population', "
+                             f"got {by!r}")
+        if by == "population" and not self.population_rows:
+            raise ValueError("AnalyticResult.latency.by: 'population' needs a workload with "
+                             "several populations (a MixedWorkload, or one running some flows)")
+        rows = self.population_rows if by == "population" else self.latency_rows
+        df = pd.DataFrame(list(rows), columns=_TWIN_LATENCY)
         return df.astype({"stable": bool}).reindex(columns=LATENCY_COLUMNS)
 
     def components(self) -> pd.DataFrame:

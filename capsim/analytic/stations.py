@@ -22,7 +22,7 @@ from capsim.model import System, Visit
 from capsim.model import lowering as low
 
 __all__ = ["Station", "StationState", "build_stations", "expected_count", "plain_row",
-           "station_state", "survival", "visit_mean", "visit_variance"]
+           "prio_of", "station_state", "survival", "visit_mean", "visit_variance", "visit_wait"]
 
 INF = math.inf
 NAN = math.nan
@@ -38,10 +38,22 @@ class Station:
     split: int = 1  # a round-robin pick among this many stations feeds it
     consumer: bool = False  # a MessageQueue consumer (visited by messages, not requests)
     component: str = ""  # the component it belongs to (an instance, a replica, a shard part)
+    discipline: str = "fcfs"  # fcfs, ps (processor sharing over ``servers`` cores), priority
+    max_concurrency: int | None = None  # ps: most requests sharing the cores at once
+    host: str | None = None  # on a Host: ``servers`` are threads whose work runs on its cores
 
     @property
     def delay(self) -> bool:
         return self.servers is None
+
+    @property
+    def ps(self) -> bool:
+        """Processor sharing over cores of its own (a hosted station shares its host's)."""
+        return self.discipline == "ps" and self.host is None and self.servers is not None
+
+    @property
+    def priority(self) -> bool:
+        return self.discipline == "priority" and self.host is None and self.servers is not None
 
 
 @dataclass
@@ -68,6 +80,15 @@ class StationState:
     exact: bool = False
     holds: bool = False
     mixed: bool = False
+    # a visit's own service takes ``stretch`` times its length here: processor sharing (the
+    # mean slowdown), or a host's cores shared with other stations (slowdown / speed)
+    stretch: float = 1.0
+    # and the stretch's own randomness: a visit's time is taken as own service x a gamma
+    # factor of mean ``stretch`` and this scv (M/M/1-PS's second moment), for percentiles
+    stretch_scv: float = 0.0
+    # priority stations: per priority class (a flow's priority, None last), its
+    # (mean wait, wait variance, wait cdf); the station's own ``wq`` is their rate-weighted mean
+    classes: dict | None = None
 
 
 def build_stations(system: System) -> dict[str, Station]:
@@ -75,18 +96,38 @@ def build_stations(system: System) -> dict[str, Station]:
     consumers = {n for q in comp.message_queues(system) for n in low.consumer_names(q)}
     return {st.name: Station(st.name, st.servers, st.service_time, st.queue_capacity,
                               st.max_wait_s, split.get(st.name, 1), st.name in consumers,
-                              st.component)
+                              st.component, st.discipline, st.max_concurrency, st.host)
             for st in system.stations()}
 
 
+def prio_of(visit: Visit):
+    """The priority class of a visit (its flow's priority; None: no priority, served last).
+    Only visits to priority stations carry one (``disciplines.ClassVisit``)."""
+    return getattr(visit, "prio", None)
+
+
+def visit_wait(visit: Visit, state: StationState) -> tuple:
+    """(mean wait, wait variance, wait cdf) this visit sees: its priority class's at a
+    priority station, the station's otherwise."""
+    if state.classes:
+        got = state.classes.get(prio_of(visit))
+        if got is not None:
+            return got
+    return state.wq, state.wait_var, state.wait_cdf
+
+
 def visit_mean(visit: Visit, stations, states) -> float:
-    """Mean time one visit adds to its route: the wait plus its own scaled service."""
-    return states[visit.component].wq + visit.scale * stations[visit.component].service.mean
+    """Mean time one visit adds to its route: the wait plus its own scaled (and, under
+    processor sharing or on a shared host, stretched) service."""
+    own = visit.service_of(stations[visit.component].service)
+    s = states[visit.component]
+    return visit_wait(visit, s)[0] + visit.scale * own.mean * s.stretch
 
 
 def visit_variance(visit: Visit, stations, states) -> float:
-    st = stations[visit.component]
-    return states[visit.component].wait_var + visit.scale**2 * st.service.variance
+    st, s = stations[visit.component], states[visit.component]
+    return visit_wait(visit, s)[1] + (visit.scale * s.stretch) ** 2 * visit.service_of(
+        st.service).variance
 
 
 def station_state(st: Station, lk: float, eff, markov: bool, ca2: float | None,

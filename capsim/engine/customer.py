@@ -18,7 +18,7 @@ class Customer(BareEvent):
     service costs one heap entry; nothing keeps it once its request has finished."""
 
     __slots__ = ("callbacks", "route", "idx", "t0", "t_arr", "t_now", "rid", "id", "user",
-                 "scale", "held", "key", "parent", "attempt")
+                 "scale", "draws", "held", "key", "parent", "attempt", "prio", "loops")
 
     def __init__(self, route: tuple, rid: int, t0: float, ident: int) -> None:
         self.route = route  # callables, one per step, the last one records the finish
@@ -29,8 +29,16 @@ class Customer(BareEvent):
         self.rid = rid  # index of the flow (its program) in the run's flow table
         self.id = ident
         self.scale = 1.0  # multiplies the next service time (a full scan is many lookups)
+        self.draws = None  # the next service's own draws (a step's service_time), or None:
+        # the station that starts that service uses them and sets this back to None
         self.held = None  # stations holding a worker for this request (synchronous calls)
         self.user = None  # the closed-workload user this request belongs to
         self.key = None  # when this request last wrote to a database (read-your-writes)
         self.parent = None  # (call step, caller, attempt) when this is one attempt of a call
         self.attempt = 0  # the caller's current attempt number while it waits on a call
+        # set only where used (unset slots cost nothing per request; read with getattr):
+        # ``prio``, its flow's priority at priority stations (lower first; LOWEST if unset),
+        # and ``loops``, repeats left of the repeated steps it is in (innermost last)
+
+
+LOWEST = 1 << 30  # the priority of a flow that has none: after every flow that has one

@@ -11,13 +11,13 @@ that hands a message to the consumers.
 from __future__ import annotations
 
 import difflib
-import math
 
 import numpy as np
 import simpy
 
 from capsim.engine.balancer import Balancer
 from capsim.engine.customer import Customer
+from capsim.engine.disciplines import make_hosts, make_station
 from capsim.engine.dynamics import Scaler, schedule_outage
 from capsim.engine.program import Compiler
 from capsim.engine.station import Station
@@ -53,12 +53,11 @@ class Network:
         station_cls = Station if trace is None else trace
         self.stations: dict[str, Station] = {}
         self.specs = {spec.name: spec for spec in system.stations()}
+        self.hosts = make_hosts(env, system)
         for spec in self.specs.values():
             draws = Draws(spec.service_time, stream(self.root, f"service:{spec.name}"))
-            servers = math.inf if spec.servers is None else spec.servers
-            self.stations[spec.name] = station_cls(env, spec.name, servers, draws,
-                                                   spec.queue_capacity, self.dropped,
-                                                   spec.max_wait_s)
+            self.stations[spec.name] = make_station(env, spec, draws, self.dropped,
+                                                    station_cls, self.hosts)
         self.components = {c.name: c for c in system.components}
         self.caches = {c.name: CacheState(c, stream(self.root, f"keys:{c.name}"))
                        for c in system.components if isinstance(c, (Cache, CDN))}
@@ -97,10 +96,13 @@ class Network:
         return [self.stations[s.name] for s in self.specs.values() if s.component == component]
 
     # -- programs -----------------------------------------------------------------------------
-    def programs(self, finish, async_finish=None) -> tuple[list[tuple], list[tuple]]:
+    def programs(self, finish, async_finish=None, async_route: int | None = None
+                 ) -> tuple[list[tuple], list[tuple]]:
         """Flow programs (ending with ``finish``) and the async programs of message queues
-        (ending with ``async_finish``: a consumed message is not a user going back to think)."""
+        (ending with ``async_finish``: a consumed message is not a user going back to think).
+        Messages get route ids from ``async_route`` on (default: after the flows)."""
         async_finish = async_finish or finish
+        first = len(self.system.flows) if async_route is None else async_route
         compiler = Compiler(self, lambda key: stream(self.root, key))
         flows = [compiler.compile(flow, finish) for flow in self.system.flows]
         self.async_programs = {}
@@ -110,12 +112,12 @@ class Network:
             pick = Balancer(consumers, "random", stream(self.root, f"partition:{c.name}"),
                             weights=c.partition_share())
             self.async_programs[c.name] = (pick, async_finish)
-            self.async_index[c.name] = len(self.system.flows) + i
+            self.async_index[c.name] = first + i
         return flows, list(self.async_programs.values())
 
     def timed_call(self, step, where: str, compiler, after_index: int):
         """A call the caller watches: each attempt runs the call as a child request."""
-        plain = type(step)(step.component, step.calls)
+        plain = type(step)(step.component, step.calls, service_time=step.service_time)
         node = TimedCall(self, step, after_index)
         node.sub = compiler.compile_steps([plain], AttemptDone(), f"{where}/attempt")
         self.timed_calls[f"{where.removeprefix('flow:')} -> {step.component}"] = node
@@ -134,7 +136,7 @@ class Network:
         """(visit step, decision step or None) for a Read."""
         comp = self.components[step.component]
         if isinstance(comp, Database):
-            return DatabaseRead(self, comp, step.index, where), None
+            return DatabaseRead(self, comp, step.index, where, step.service_time), None
         return self.stations[comp.name].arrive, CacheLookup(self.caches[comp.name])
 
     def write(self, step, where: str):

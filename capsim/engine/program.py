@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from capsim.engine.customer import Customer
-from capsim.engine.steps import BranchChoice, Jump, Release
+from capsim.engine.steps import BranchChoice, Jump, OwnService, Release, RepeatEnd, RepeatStart
+from capsim.engine.streams import Draws
 from capsim.model import Branch, Call, Flow, Publish, Read, Write
 
 if TYPE_CHECKING:
@@ -42,35 +43,59 @@ class Compiler:
     def _emit(self, steps, program: list[Step], where: str) -> None:
         for i, step in enumerate(steps):
             here = f"{where}/{i}"
-            if isinstance(step, Call) and step.guarded:
-                program.append(self.net.timed_call(step, here, self, len(program) + 1))
-            elif isinstance(step, Call):
-                program.append(self.net.call(step, here, holding=bool(step.calls)))
-                if step.calls:
-                    self._emit(step.calls, program, f"{here}/calls")
-                    program.append(Release())
-            elif isinstance(step, Read):
-                visit, decision = self.net.read(step, here)
-                program.append(visit)
-                if decision is not None:
-                    program.append(decision)
-                    self._emit(step.on_miss, program, f"{here}/miss")
-                    decision.skip_to = len(program)
-            elif isinstance(step, Write):
-                program.extend(self.net.write(step, here))
-            elif isinstance(step, Publish):
-                program.extend(self.net.publish(step, here))
-            elif isinstance(step, Branch):
-                node = BranchChoice([p for p, _ in step.options], self.rng_for(f"branch:{here}"))
-                program.append(node)
-                jumps = []
-                for k, (_, sub) in enumerate(step.options):
-                    node.targets.append(len(program))
-                    self._emit(sub, program, f"{here}/{k}")
-                    jump = Jump()
-                    jumps.append(jump)
-                    program.append(jump)
-                for jump in jumps:
-                    jump.target = len(program)
-            else:  # pragma: no cover - the model validates step types
-                raise TypeError(f"cannot compile step {step!r}")
+            visits = getattr(step, "visits", 1)
+            if visits == 1:
+                self._emit_step(step, program, here)
+                continue
+            # a repeated step is one loop in the program, however many repeats a request
+            # draws: the block runs, and each repeat queues at its stations on its own
+            start = RepeatStart(visits, self.rng_for(f"visits:{here}"))
+            program.append(start)
+            block = len(program)
+            self._emit_step(step, program, here)
+            program.append(RepeatEnd(block))
+            start.skip_to = len(program)
+
+    def _own_service(self, step, program: list[Step], here: str) -> None:
+        """A step's own demand: the next service is drawn from its own distribution."""
+        if getattr(step, "service_time", None) is not None:
+            program.append(OwnService(Draws(step.service_time,
+                                            self.rng_for(f"own-service:{here}"))))
+
+    def _emit_step(self, step, program: list[Step], here: str) -> None:
+        if isinstance(step, Call) and step.guarded:
+            # each attempt is a child request: its own service is set inside the attempt
+            program.append(self.net.timed_call(step, here, self, len(program) + 1))
+        elif isinstance(step, Call):
+            self._own_service(step, program, here)
+            program.append(self.net.call(step, here, holding=bool(step.calls)))
+            if step.calls:
+                self._emit(step.calls, program, f"{here}/calls")
+                program.append(Release())
+        elif isinstance(step, Read):
+            self._own_service(step, program, here)
+            visit, decision = self.net.read(step, here)
+            program.append(visit)
+            if decision is not None:
+                program.append(decision)
+                self._emit(step.on_miss, program, f"{here}/miss")
+                decision.skip_to = len(program)
+        elif isinstance(step, Write):
+            self._own_service(step, program, here)
+            program.extend(self.net.write(step, here))
+        elif isinstance(step, Publish):
+            program.extend(self.net.publish(step, here))
+        elif isinstance(step, Branch):
+            node = BranchChoice([p for p, _ in step.options], self.rng_for(f"branch:{here}"))
+            program.append(node)
+            jumps = []
+            for k, (_, sub) in enumerate(step.options):
+                node.targets.append(len(program))
+                self._emit(sub, program, f"{here}/{k}")
+                jump = Jump()
+                jumps.append(jump)
+                program.append(jump)
+            for jump in jumps:
+                jump.target = len(program)
+        else:  # pragma: no cover - the model validates step types
+            raise TypeError(f"cannot compile step {step!r}")

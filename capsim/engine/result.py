@@ -87,6 +87,11 @@ class RunResult:
     station_work_s: tuple[float, ...] = ()  # model: mean busy time per visit (NaN: unknown)
     station_scv: tuple[float, ...] = ()  # squared cv of each station's service time
     flow_arrivals: tuple[int, ...] = ()  # requests each (request) flow started in the run
+    # several populations (a MixedWorkload, or one running some flows): route r is one
+    # population's flow; () when each route is simply one flow
+    populations: tuple[str, ...] = ()
+    route_population: tuple[int, ...] = ()  # population index of each route (-1: a message)
+    route_arrivals: tuple[int, ...] = ()  # requests each request route started in the run
     async_flows: int = 0  # the last flows are message queues' consumers (not requests)
     cache_names: tuple[str, ...] = ()
     database_names: tuple[str, ...] = ()
@@ -240,11 +245,22 @@ class RunResult:
             out[:n_sync] = np.asarray(self.flow_arrivals[:n_sync]) - done[:n_sync] \
                 - failed[:n_sync]
         present = self.counter("present")[-1]
-        for f in range(n_sync, n):
-            queues = set(self.route_components[f])
-            out[f] = int(sum(p for p, c in zip(present, self.station_components, strict=False)
-                             if c in queues))
+        for r, f in enumerate(self.route_flow):
+            if f >= n_sync:
+                queues = set(self.route_components[r])
+                out[f] = int(sum(p for p, c in zip(present, self.station_components,
+                                                   strict=False) if c in queues))
         return out
+
+    def _population_censored(self) -> np.ndarray:
+        """Per population: its requests still in flight when the run ended."""
+        n = len(self.populations)
+        routes = len(self.route_arrivals)
+        done = np.bincount(self.route[self.route < routes], minlength=routes)
+        failed = np.bincount(self.drop_route[self.drop_route < routes], minlength=routes)
+        left = np.asarray(self.route_arrivals) - done[:routes] - failed[:routes]
+        return np.bincount(np.asarray(self.route_population[:routes]), weights=left,
+                           minlength=n).astype(np.int64)
 
     # -- tables -----------------------------------------------------------------------------
     def requests(self) -> pd.DataFrame:
@@ -261,11 +277,12 @@ class RunResult:
             }
         )
 
-    def latency(self, observed: bool = False) -> pd.DataFrame:
+    def latency(self, observed: bool = False, by: str = "flow") -> pd.DataFrame:
         """Per flow: count, throughput, mean / p50 / p95 / p99 latency (s), errors, requests
         still in flight at the end (``censored``), stability, and whether the run is long
         enough for these estimates (``adequate``; a :class:`capsim.RunLengthWarning` when
-        not)."""
+        not). ``by="population"`` gives one row per population of a mixed workload instead
+        (the ``flow`` column names the population)."""
         import pandas as pd
 
         keep = self.arrival_s >= self.warmup_s
@@ -276,15 +293,35 @@ class RunResult:
         stable = self._flow_stable()
         relax = self.relaxation_s()
         adequate = relax * stability.ADEQUATE_RELAXATIONS <= self.window_s
-        censored = self._censored()
-        groups = [(name, flows == i, dropped == i, stable[i], adequate[i], censored[i])
-                  for i, name in enumerate(self.flows)]
         n_sync = len(self.flows) - self.async_flows
-        if n_sync > 1:
-            groups.append((ALL_FLOWS, flows < n_sync, dropped < n_sync,
-                           bool(stable[:n_sync].all()), bool(adequate[:n_sync].all()),
-                           int(censored[:n_sync].sum())))
-        relax = np.append(relax, relax[:n_sync].max(initial=0.0))  # the pooled row
+        if by == "population":
+            if not self.populations:
+                raise fail("RunResult.latency", "by", "needs several populations (a "
+                           "MixedWorkload, or a workload running some of the flows)", by)
+            pop_of = np.asarray(self.route_population, dtype=int)
+            names = self.populations
+            # a population is stable, and long enough, when every flow it runs is
+            member = [sorted({self.route_flow[r] for r, p in enumerate(self.route_population)
+                              if p == i}) for i in range(len(names))]
+            stable = np.array([bool(stable[m].all()) for m in member])
+            adequate = np.array([bool(adequate[m].all()) for m in member])
+            relax = np.array([relax[m].max(initial=0.0) for m in member])
+            censored = self._population_censored()
+            flows = pop_of[self.route[keep]]
+            dropped = pop_of[self.drop_route[self.drop_arrival_s >= self.warmup_s]]
+            groups = [(name, flows == i, dropped == i, stable[i], adequate[i], censored[i])
+                      for i, name in enumerate(names)]
+        elif by == "flow":
+            censored = self._censored()
+            groups = [(name, flows == i, dropped == i, stable[i], adequate[i], censored[i])
+                      for i, name in enumerate(self.flows)]
+            if n_sync > 1:
+                groups.append((ALL_FLOWS, flows < n_sync, dropped < n_sync,
+                               bool(stable[:n_sync].all()), bool(adequate[:n_sync].all()),
+                               int(censored[:n_sync].sum())))
+            relax = np.append(relax, relax[:n_sync].max(initial=0.0))  # the pooled row
+        else:
+            raise fail("RunResult.latency", "by", "must be 'flow' or 'population'", by)
         rows, short = [], []
         for g, (name, sel, dsel, ok, long_enough, in_flight) in enumerate(groups):
             x = lat[sel]

@@ -9,16 +9,17 @@ import numpy as np
 import simpy
 
 from capsim.engine.clock import BareEvent, events_scheduled, schedule
-from capsim.engine.customer import Customer
+from capsim.engine.customer import LOWEST, Customer
 from capsim.engine.network import Network
 from capsim.engine.result import RunResult
-from capsim.engine.sources import ClosedSource, OpenSource, Recorder, _RoutePicker
+from capsim.engine.sources import ClosedSource, OpenSource, Recorder, _RoutePicker, send_home
 from capsim.engine.station import Station
 from capsim.engine.streams import Draws, ThinnedGaps, seed_sequence, stream
 from capsim.errors import ModelError, check_number
-from capsim.model import ClosedWorkload, OpenWorkload, System
+from capsim.model import ClosedWorkload, MixedWorkload, OpenWorkload, System, shares
 from capsim.model.flows import Call, _walk
 from capsim.model.lowering import async_flow_name, hit_ratios
+from capsim.model.workload import weighted_system
 
 
 def simulate(
@@ -38,11 +39,16 @@ def simulate(
     ``sample_interval_s`` (default: 1/500 of the run), so the warm-up can be moved after the
     fact (``RunResult.with_warmup``) and metrics read per time window. The same arguments
     always give the same result; every random input has its own stream derived from ``seed``.
+
+    ``workload`` may be a :class:`~capsim.MixedWorkload` (several populations, each with its
+    own source and flows; ``latency(by="population")``). ``trace`` logs the arrivals and
+    departures of FCFS stations (processor-sharing, priority and hosted ones are not traced).
     """
     if not isinstance(system, System):
         raise ModelError(f"simulate.system: must be a System, got {system!r}")
-    if not isinstance(workload, (OpenWorkload, ClosedWorkload)):
-        raise ModelError(f"simulate.workload: must be an Open/ClosedWorkload, got {workload!r}")
+    if not isinstance(workload, (OpenWorkload, ClosedWorkload, MixedWorkload)):
+        raise ModelError("simulate.workload: must be an Open, Closed or MixedWorkload, got "
+                         f"{workload!r}")
     duration_s = check_number("simulate", "duration_s", duration_s)
     warmup_s = check_number("simulate", "warmup_s", warmup_s, strict=False)
     if warmup_s >= duration_s:
@@ -57,31 +63,41 @@ def simulate(
     log: list | None = [] if trace else None
     recorder = Recorder()
     root = seed_sequence(seed)
-    picker = _RoutePicker([f.weight for f in system.flows], stream(root, "flows"))
+    table = _RouteTable(system, workload)
+    pops = table.shares
+    has_closed = any(isinstance(sh.workload, ClosedWorkload) for sh in pops)
 
     tracing = None if log is None else _tracing_station(log)
-    recorded = _traced_finish(recorder.finish, log, env)
-    if isinstance(workload, OpenWorkload):
-        net = Network(system, env, root, on_drop=recorder.drop, trace=tracing)
-        table, _ = net.programs(recorded)
-        if workload.profile is None:
-            gaps = Draws(workload.interarrival_time(), stream(root, "arrivals"))
-        else:
-            gaps = ThinnedGaps(workload.arrival_rate_per_s, workload.profile,
-                               stream(root, "arrivals"), duration_s)
-        source = OpenSource(env, table, picker, gaps)
-        rate = workload.judged_rate_per_s(duration_s)  # its busiest five minutes, as the twin
-        loads = system.offered_load(rate)
+    if has_closed:  # each finished request goes home to its population to think
+        finish, drop = send_home(recorder)
     else:
-        think = Draws(workload.think_time, stream(root, "think"))
-        holder: list[ClosedSource] = []
-        net = Network(system, env, root, on_drop=lambda c: holder[0].drop(c), trace=tracing)
-        table, _ = net.programs(_traced_finish(lambda c: holder[0].finish(c), log, env),
-                                async_finish=recorded)
-        source = ClosedSource(env, workload.users, table, picker, think, recorder)
-        holder.append(source)
+        finish, drop = recorder.finish, recorder.drop
+    net = Network(system, env, root, on_drop=drop, trace=tracing)
+    programs, _ = net.programs(_traced_finish(finish, log, env),
+                               async_route=len(table.route_flow))
+    sources = []
+    for p, sh in enumerate(pops):
+        mine = table.routes_of(p)
+        suffix = "" if p == 0 else f":{sh.name}"  # population 0 keeps the streams it always had
+        picker = _RoutePicker([table.route_probability[r] for r in mine],
+                              stream(root, "flows" + suffix))
+        routes = [programs[table.route_flow[r]] for r in mine]
+        rids = None if table.plain else mine
+        prios = None if table.priorities is None else [table.priorities[r] for r in mine]
+        w = sh.workload
+        if isinstance(w, OpenWorkload):
+            if w.profile is None:
+                gaps = Draws(w.interarrival_time(), stream(root, "arrivals" + suffix))
+            else:
+                gaps = ThinnedGaps(w.arrival_rate_per_s, w.profile,
+                                   stream(root, "arrivals" + suffix), duration_s)
+            sources.append(OpenSource(env, routes, picker, gaps, rids, prios))
+        else:
+            think = Draws(w.think_time, stream(root, "think" + suffix))
+            sources.append(ClosedSource(env, w.users, routes, picker, think, recorder, rids,
+                                        prios))
 
-    stations = list(net.stations.values())
+    stations = list(net.stations.values()) + list(net.hosts.values())
     probes = (list(net.caches.values()) + list(net.databases.values())
               + list(net.timed_calls.values()))
     sampler = Sampler(env, stations + probes, _sample_times(duration_s, warmup_s,
@@ -89,21 +105,36 @@ def simulate(
     env.run(until=duration_s)
     sampler.take(None)
     arrival_s, finish_s, route, drop_arrival_s, drop_route = recorder.arrays()
-    if isinstance(workload, ClosedWorkload):
-        # a closed loop offers what it completes: judge what it feeds (consumers of its
-        # messages, above all) at the request rate it measured
-        requests = route < len(system.flows)  # not consumed messages
-        rate = np.count_nonzero(requests & (finish_s >= warmup_s)) / (duration_s - warmup_s)
-        loads = system.offered_load(rate)
-        bounded = _closed_loop_stations(system)
-    else:
-        bounded = set()
-    work = _work_per_visit(system, rate)
+    # judge stability at each population's rate: an open one at its busiest five minutes (as
+    # the twin), a closed loop at the rate it completed (it offers what it completes)
+    rates = []
+    for p, sh in enumerate(pops):
+        if isinstance(sh.workload, OpenWorkload):
+            rates.append(sh.workload.judged_rate_per_s(duration_s))
+        else:
+            mine = np.isin(route, table.routes_of(p))
+            rates.append(np.count_nonzero(mine & (finish_s >= warmup_s))
+                         / (duration_s - warmup_s))
+    judged, rate = table.judged(rates)
+    loads = judged.offered_load(rate)
+    bounded = _closed_loop_stations(system, table) if has_closed else set()
+    work = _work_per_visit(judged, rate)
 
     queues = list(net.async_programs)
+    n_flows = len(system.flows)
     flows = tuple(f.name for f in system.flows) + tuple(
         async_flow_name(system.component(q)) for q in queues)
-    components = tuple(f.components() for f in system.flows) + tuple((q,) for q in queues)
+    route_flow = table.route_flow + tuple(range(n_flows, n_flows + len(queues)))
+    components = tuple(system.flows[f].components() for f in table.route_flow) + tuple(
+        (q,) for q in queues)
+    arrivals_per_flow = [0] * n_flows
+    route_arrivals = [0] * len(table.route_flow)
+    for p, src in enumerate(sources):
+        for r, n in zip(table.routes_of(p), src.started, strict=True):
+            arrivals_per_flow[table.route_flow[r]] += n
+            route_arrivals[r] += n
+    specs = dict(net.specs)
+    specs.update({h.name: h for h in net.hosts.values()})
     n_stations = len(stations)
     return RunResult(
         system=system.name,
@@ -112,8 +143,11 @@ def simulate(
         duration_s=duration_s,
         warmup_s=warmup_s,
         flows=flows,
-        route_flow=tuple(range(len(flows))),
+        route_flow=route_flow,
         route_components=components,
+        populations=() if table.plain else tuple(sh.name for sh in pops),
+        route_population=() if table.plain else table.route_population + (-1,) * len(queues),
+        route_arrivals=tuple(route_arrivals),
         async_flows=len(queues),
         arrival_s=arrival_s,
         finish_s=finish_s,
@@ -121,15 +155,16 @@ def simulate(
         drop_arrival_s=drop_arrival_s,
         drop_route=drop_route,
         station_names=tuple(st.name for st in stations),
-        station_servers=tuple(math.inf if net.specs[st.name].servers is None
-                              else net.specs[st.name].servers for st in stations),
+        station_servers=tuple(_servers(specs[st.name]) for st in stations),
         offered_loads=tuple(loads[st.name] for st in stations),
-        finite_queues=tuple(st.capacity != math.inf or st.max_wait_s is not None
+        finite_queues=tuple(getattr(st, "capacity", math.inf) != math.inf
+                            or getattr(st, "max_wait_s", None) is not None
                             or st.name in bounded for st in stations),
-        station_components=tuple(net.specs[st.name].component for st in stations),
-        station_work_s=tuple(work[st.name] for st in stations),
-        station_scv=tuple(float(net.specs[st.name].service_time.scv) for st in stations),
-        flow_arrivals=tuple(source.started),
+        station_components=tuple(getattr(specs[st.name], "component", st.name)
+                                 for st in stations),
+        station_work_s=tuple(work.get(st.name, math.nan) for st in stations),
+        station_scv=tuple(_scv(specs[st.name]) for st in stations),
+        flow_arrivals=tuple(arrivals_per_flow),
         sample_times_s=np.asarray(sampler.times),
         samples=np.asarray([row[:n_stations] for row in sampler.rows], dtype=float),
         cache_names=tuple(net.caches),
@@ -145,14 +180,60 @@ def simulate(
     )
 
 
-def _closed_loop_stations(system: System) -> set[str]:
-    """Stations a closed population visits synchronously: at most ``users`` requests can be
-    there, so they saturate but cannot diverge (unless abandoned attempts pile up: a system
-    with timeouts or retries gets no such pass)."""
+def _closed_loop_stations(system: System, table: _RouteTable) -> set[str]:
+    """Stations only closed populations visit synchronously: at most ``users`` requests can
+    be there, so they saturate but cannot diverge (unless abandoned attempts pile up: a
+    system with timeouts or retries gets no such pass; nor does a station open traffic
+    reaches too)."""
     if any(isinstance(step, Call) and step.guarded
            for f in system.flows for step in _walk(f.steps)):
         return set()
-    return {v.component for route in system.routes() for v in route.calls}
+    closed, open_ = set(), set()
+    for sh in table.shares:
+        seen = {v.component for f in sh.flows for r in system.flow_routes(f) for v in r.calls}
+        (closed if isinstance(sh.workload, ClosedWorkload) else open_).update(seen)
+    return closed - open_
+
+
+class _RouteTable:
+    """The run's routes: one per (population, flow it runs). A single population running
+    every flow by its weight is ``plain``: route i is flow i, as it always was."""
+
+    def __init__(self, system: System, workload) -> None:
+        self.shares = shares(system, workload)
+        index = {f.name: i for i, f in enumerate(system.flows)}
+        flow, pop, prob = [], [], []
+        for p, sh in enumerate(self.shares):
+            for name, q in zip(sh.flows, sh.probabilities, strict=True):
+                flow.append(index[name])
+                pop.append(p)
+                prob.append(q)
+        self.system = system
+        self.route_flow, self.route_population = tuple(flow), tuple(pop)
+        self.route_probability = tuple(prob)
+        self.plain = len(self.shares) == 1 and self.route_flow == tuple(range(len(index)))
+        given = [system.flows[f].priority for f in flow]
+        self.priorities = None if all(g is None for g in given) else [
+            LOWEST if g is None else g for g in given]
+
+    def routes_of(self, population: int) -> list[int]:
+        return [r for r, p in enumerate(self.route_population) if p == population]
+
+    def judged(self, rates: list[float]) -> tuple[System, float]:
+        """The system with each flow weighted by the requests it gets from all populations
+        at these rates, and the total rate: what offered loads are judged on."""
+        if self.plain:
+            return self.system, math.fsum(rates)
+        return weighted_system(self.system, self.shares, rates)
+
+
+def _servers(spec) -> float:
+    return math.inf if spec.servers is None else spec.servers
+
+
+def _scv(spec) -> float:
+    service = getattr(spec, "service_time", None)
+    return float(service.scv) if service is not None else 1.0
 
 
 def _work_per_visit(system: System, rate: float) -> dict[str, float]:

@@ -78,17 +78,24 @@ class _RoutePicker:
 
 
 class OpenSource(BareEvent):
-    """Arrivals from outside with i.i.d. gaps (Poisson by default)."""
+    """Arrivals from outside with i.i.d. gaps (Poisson by default).
+
+    ``routes`` are the programs this population picks from; ``rids`` their indices in the
+    run's route table (None: the same), ``prios`` their flows' priorities (None: none)."""
 
     __slots__ = ("callbacks", "routes", "picker", "gaps", "count", "started", "_callbacks",
-                 "_heap", "_ids", "t_now")
+                 "_heap", "_ids", "t_now", "rids", "prios")
 
-    def __init__(self, env, routes: list[tuple], picker: _RoutePicker, gaps: Draws) -> None:
+    def __init__(self, env, routes: list[tuple], picker: _RoutePicker, gaps: Draws,
+                 rids: list[int] | None = None, prios: list[int] | None = None) -> None:
         self.routes, self.picker, self.gaps = routes, picker, gaps
+        self.rids, self.prios = rids, prios
         self._heap, self._ids = bind(env)
         self.count = 0
-        self.started = [0] * len(routes)  # per flow: what is still in flight at the end
-        self._callbacks = self.callbacks = (self._fire,)
+        self.started = [0] * len(routes)  # per route: what is still in flight at the end
+        # one population running every flow (the common case) takes the lean path
+        plain = rids is None and prios is None
+        self._callbacks = self.callbacks = (self._fire if plain else self._fire_table,)
         # the time of the next arrival, which this source's own event fires at
         self.t_now = t = now(env) + (gaps.buf or gaps.refill()).pop()
         heappush(self._heap, (t, NORMAL, next(self._ids), self))
@@ -110,25 +117,50 @@ class OpenSource(BareEvent):
         self.t_now = t = now + (gaps.buf or gaps.refill()).pop()
         heappush(self._heap, (t, NORMAL, next(self._ids), self))
 
+    def _fire_table(self, _event) -> None:
+        """As ``_fire``, for a population with its own routes and flow priorities."""
+        now = self.t_now
+        self.count += 1
+        picker = self.picker
+        if picker.single:
+            j = 0
+        else:
+            c = picker.choices
+            j = (c.buf or c.refill()).pop()
+        self.started[j] += 1
+        route = self.routes[j]
+        rids = self.rids
+        cust = Customer(route, j if rids is None else rids[j], now, self.count)
+        if self.prios is not None:
+            cust.prio = self.prios[j]
+        route[0](cust)
+        self.callbacks = self._callbacks
+        gaps = self.gaps
+        self.t_now = t = now + (gaps.buf or gaps.refill()).pop()
+        heappush(self._heap, (t, NORMAL, next(self._ids), self))
+
 
 class ClosedSource:
     """A fixed population: think, send a request, wait for it, think again.
 
-    Each user is one :class:`Customer` reused for all of its requests. Every user starts
-    with a think time so that the population does not arrive in one burst at time 0.
+    Each user is one :class:`Customer` reused for all of its requests (its ``user`` is this
+    source, so a run with several populations sends each finished request home). Every user
+    starts with a think time so that the population does not arrive in one burst at time 0.
     """
 
     def __init__(self, env, users: int, routes: list[tuple], picker: _RoutePicker,
-                 think: Draws, recorder: Recorder) -> None:
+                 think: Draws, recorder: Recorder, rids: list[int] | None = None,
+                 prios: list[int] | None = None) -> None:
         self.env, self.routes, self.picker, self.think = env, routes, picker, think
         self.recorder = recorder
+        self.rids, self.prios = rids, prios
         self._heap, self._ids = bind(env)
         self.count = 0
         self.started = [0] * len(routes)
         self._start_cb = (self._start,)
-        for u in range(users):
+        for _ in range(users):
             cust = Customer((), 0, 0.0, 0)
-            cust.user = u
+            cust.user = self
             cust.t_now = now(env)
             self._think(cust)
 
@@ -141,12 +173,16 @@ class ClosedSource:
     def _start(self, cust: Customer) -> None:
         now = cust.t_now
         self.count += 1
-        rid = self.picker.pick()
-        self.started[rid] += 1
-        cust.route = route = self.routes[rid]
-        cust.rid, cust.idx, cust.t0, cust.t_arr, cust.id = rid, 0, now, now, self.count
-        cust.key = cust.held = None
+        j = self.picker.pick()
+        self.started[j] += 1
+        cust.route = route = self.routes[j]
+        cust.rid = j if self.rids is None else self.rids[j]
+        cust.idx, cust.t0, cust.t_arr, cust.id = 0, now, now, self.count
+        cust.key = cust.held = cust.draws = cust.loops = None
+        cust.scale = 1.0
         cust.attempt = 0
+        if self.prios is not None:
+            cust.prio = self.prios[j]
         route[0](cust)
 
     def finish(self, cust: Customer) -> None:
@@ -157,3 +193,23 @@ class ClosedSource:
         self.recorder.drop(cust)
         if cust.user is not None:  # a lost async message is not a user
             self._think(cust)
+
+
+def send_home(recorder: Recorder):
+    """(finish, drop) for a run with closed populations: a request of a closed user goes back
+    to its population to think; anything else (an open arrival, a message) is recorded."""
+    def finish(cust: Customer) -> None:
+        src = cust.user
+        if src is None:
+            recorder.finish(cust)
+        else:
+            src.finish(cust)
+
+    def drop(cust: Customer) -> None:
+        src = cust.user
+        if src is None:
+            recorder.drop(cust)
+        else:
+            src.drop(cust)
+
+    return finish, drop

@@ -115,7 +115,12 @@ class Station:
             self.busy = busy + 1
             self.n = n + 1
             self.started += 1
-            buf = self._draws.buf or self._draws.refill()
+            draws = cust.draws
+            if draws is None:
+                draws = self._draws
+            else:  # a step's own demand, used once
+                cust.draws = None
+            buf = draws.buf or draws.refill()
             cust.t_now = t = now + buf.pop() * cust.scale
             heappush(self._heap, (t, NORMAL, next(self._ids), cust))
         elif len(self.queue) >= self.capacity:
@@ -128,8 +133,10 @@ class Station:
     def arrive_holding(self, cust: Customer) -> None:
         """Like ``arrive``, but the server stays with the request after its service, while it
         makes downstream calls, until ``release`` (a worker blocked on a synchronous call)."""
+        drops = self.drops
         self.arrive(cust)
-        cust.callbacks = self._holding_callbacks
+        if self.drops == drops:  # a dropped one may already be on its way (a closed user)
+            cust.callbacks = self._holding_callbacks
 
     def _done(self, cust: Customer) -> None:
         self._release(cust, cust.t_now)
@@ -168,7 +175,12 @@ class Station:
         self.wait_sum += now - nxt.t_arr
         self.started += 1
         if type(nxt) is Customer:
-            buf = self._draws.buf or self._draws.refill()
+            draws = nxt.draws
+            if draws is None:
+                draws = self._draws
+            else:
+                nxt.draws = None
+            buf = draws.buf or draws.refill()
             nxt.t_now = t = now + buf.pop() * nxt.scale
             heappush(self._heap, (t, NORMAL, next(self._ids), nxt))
         else:

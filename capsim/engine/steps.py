@@ -17,7 +17,7 @@ from capsim.engine.balancer import Balancer
 from capsim.engine.clock import NORMAL, BareEvent, bind
 from capsim.engine.customer import Customer
 from capsim.engine.stores import CacheState
-from capsim.engine.streams import Choices, stream
+from capsim.engine.streams import Choices, Draws, stream
 from capsim.model import Database
 from capsim.model import lowering as low
 
@@ -53,6 +53,72 @@ class BranchChoice:
         t = self.targets[(c.buf or c.refill()).pop()]
         cust.idx = t
         cust.route[t](cust)
+
+
+class OwnService:
+    """The next service is this step's own demand (``service_time`` on the step)."""
+
+    __slots__ = ("draws",)
+
+    def __init__(self, draws) -> None:
+        self.draws = draws
+
+    def __call__(self, cust: Customer) -> None:
+        cust.draws = self.draws
+        i = cust.idx + 1
+        cust.idx = i
+        cust.route[i](cust)
+
+
+class RepeatStart:
+    """Start of a repeated step (``visits``): draw how many times the block runs (a fixed
+    count, or from a count distribution); none skips it."""
+
+    __slots__ = ("fixed", "draws", "skip_to")
+
+    def __init__(self, visits, rng) -> None:
+        self.fixed = visits if isinstance(visits, int) else None
+        self.draws = None if self.fixed is not None else Draws(visits, rng)
+        self.skip_to = -1
+
+    def __call__(self, cust: Customer) -> None:
+        if self.fixed is not None:
+            k = self.fixed
+        else:
+            d = self.draws
+            k = int((d.buf or d.refill()).pop())
+        if k <= 0:
+            i = self.skip_to
+        else:
+            loops = getattr(cust, "loops", None)
+            if loops is None:
+                cust.loops = [k]
+            else:
+                loops.append(k)
+            i = cust.idx + 1
+        cust.idx = i
+        cust.route[i](cust)
+
+
+class RepeatEnd:
+    """End of a repeated block: run it again while repeats are left."""
+
+    __slots__ = ("block",)
+
+    def __init__(self, block: int) -> None:
+        self.block = block  # the index of the block's first step
+
+    def __call__(self, cust: Customer) -> None:
+        loops = cust.loops
+        left = loops[-1] - 1
+        if left:
+            loops[-1] = left
+            i = self.block
+        else:
+            loops.pop()
+            i = cust.idx + 1
+        cust.idx = i
+        cust.route[i](cust)
 
 
 class Release:
@@ -111,6 +177,9 @@ class TimedCall:
         now = caller.t_now
         child = Customer(self.sub, caller.rid, now, caller.id)
         child.parent = (self, caller, ticket, tries)
+        prio = getattr(caller, "prio", None)
+        if prio is not None:
+            child.prio = prio
         if self.timeout is not None:
             due = now + self.timeout
             heappush(self._heap, (due, NORMAL, next(self._ids),
@@ -196,7 +265,8 @@ class DatabaseRead:
 
     __slots__ = ("shards", "readers", "scale", "stats")
 
-    def __init__(self, net: Network, comp: Database, index: bool, where: str) -> None:
+    def __init__(self, net: Network, comp: Database, index: bool, where: str,
+                 service=None) -> None:
         self.stats = net.databases[comp.name]
         names = low.database_names(comp)
         self.shards = Choices(comp.weights, stream(net.root, f"shard:{where}"))
@@ -204,7 +274,7 @@ class DatabaseRead:
             Balancer([net.stations[n] for n in (shard[1:] or shard[:1])], comp.read_policy,
                      stream(net.root, f"replica:{where}/{s}"))
             for s, shard in enumerate(names)]
-        self.scale = 1.0 if index else comp.scan_factor()
+        self.scale = 1.0 if index else comp.scan_factor(service)
 
     def __call__(self, cust: Customer) -> None:
         c = self.shards

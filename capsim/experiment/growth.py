@@ -6,10 +6,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from capsim.errors import check_int, check_number
-from capsim.model import ClosedWorkload, OpenWorkload
-
-Workload = OpenWorkload | ClosedWorkload
+from capsim.errors import ModelError, check_int, check_number
+from capsim.model import ClosedWorkload, MixedWorkload
+from capsim.model.workload import Workload
 
 
 def growth_curve(start_users: float, monthly_growth: float, months: int) -> np.ndarray:
@@ -21,16 +20,26 @@ def growth_curve(start_users: float, monthly_growth: float, months: int) -> np.n
 
 
 def growth(workload: Workload, users: Iterable[float] | None = None, *,
-           monthly_growth: float | None = None, months: int | None = None) -> list[Workload]:
+           monthly_growth: float | None = None, months: int | None = None,
+           population: str | None = None) -> list[Workload]:
     """Copies of ``workload`` at each user count: given directly, or from a growth curve
-    starting at ``workload.users`` (``monthly_growth=0.08, months=24``)."""
+    starting at ``workload.users`` (``monthly_growth=0.08, months=24``). A MixedWorkload
+    grows every population together (``users`` is the total), or only ``population``."""
+    if population is not None and not isinstance(workload, MixedWorkload):
+        raise ModelError(f"growth.population: needs a MixedWorkload, got {population!r} for "
+                         f"a {type(workload).__name__}")
+    grown = workload.population(population) if population is not None else workload
     if users is None:
         if monthly_growth is None or months is None:
             raise ValueError("growth: give users=..., or monthly_growth=... and months=...")
-        users = growth_curve(workload.users, monthly_growth, months)
-        if isinstance(workload, ClosedWorkload):
+        users = growth_curve(grown.users, monthly_growth, months)
+        if isinstance(grown, ClosedWorkload):
             users = np.rint(users).astype(int)
-    out = [workload.with_users(u.item() if hasattr(u, "item") else u) for u in users]
+    users = [u.item() if hasattr(u, "item") else u for u in users]
+    if population is not None:
+        out = [workload.with_users(u, population=population) for u in users]
+    else:
+        out = [workload.with_users(u) for u in users]
     if not out:
         raise ValueError("growth: users is empty")
     return out

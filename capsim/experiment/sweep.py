@@ -26,7 +26,8 @@ from capsim.experiment.runner import Job, Runner, replication_seeds
 from capsim.experiment.stats import mean_ci
 from capsim.experiment.store import ResultStore
 from capsim.experiment.warmup import mser
-from capsim.model import OpenWorkload, System
+from capsim.model import ClosedWorkload, System
+from capsim.model.workload import open_view
 
 __all__ = ["SweepResult", "certainly_overloaded", "run_job", "sweep"]
 
@@ -93,9 +94,12 @@ def certainly_overloaded(system: System, workload: Workload,
     """True when the model's offered load, a lower bound, is >= 1 at a station that cannot
     shed load: its queue grows without bound, and there is nothing to simulate. The twin is
     not asked: it is an approximation, and a point it wrongly calls unstable would read inf."""
-    if not isinstance(workload, OpenWorkload):
+    if isinstance(workload, ClosedWorkload):
         return False
-    loads = system.offered_load(workload.judged_rate_per_s(duration_s))
+    view, rate = open_view(system, workload, duration_s)  # closed populations add to it
+    if rate <= 0:
+        return False
+    loads = view.offered_load(rate)
     return any(loads[st.name] >= 1.0 for st in system.stations()
                if st.queue_capacity is None and st.max_wait_s is None)
 

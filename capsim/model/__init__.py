@@ -8,10 +8,12 @@ from capsim.model.components import (
     Component,
     Database,
     Delay,
+    Host,
     MessageQueue,
     Outage,
     Service,
 )
+from capsim.model.demands import averaged, demand_table
 from capsim.model.flows import Branch, Call, Flow, Publish, Read, Route, Write
 from capsim.model.lowering import StationSpec, Visit
 from capsim.model.profiles import (
@@ -25,9 +27,19 @@ from capsim.model.profiles import (
     Step,
 )
 from capsim.model.system import System
-from capsim.model.workload import ClosedWorkload, OpenWorkload, Workload
+from capsim.model.workload import (
+    ClosedWorkload,
+    MixedWorkload,
+    OpenWorkload,
+    Population,
+    Share,
+    Workload,
+    shares,
+)
 
 __all__ = [
+    "averaged",
+    "demand_table",
     "Autoscaler",
     "Budget",
     "Constant",
@@ -43,6 +55,11 @@ __all__ = [
     "Cache",
     "Database",
     "Delay",
+    "Host",
+    "MixedWorkload",
+    "Population",
+    "Share",
+    "shares",
     "MessageQueue",
     "Outage",
     "Publish",

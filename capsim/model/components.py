@@ -9,6 +9,34 @@ from capsim.dists import Distribution
 from capsim.errors import check_int, check_name, check_number, fail
 
 BALANCING = ("round_robin", "random", "least_connections", "power_of_two")
+DISCIPLINES = ("fcfs", "ps", "priority")
+
+
+@dataclass(frozen=True)
+class Host:
+    """A box with ``cores`` CPU cores: the components placed on it (``Service(...,
+    host="box")``, ``Database(..., host="box")``) share them by processor sharing, so an app
+    and its PostgreSQL on one machine slow each other down, and a bigger box is more cores.
+    ``speed`` scales every core (1.0: service times are given at this box's speed; 2.0 does
+    the same work in half the time)."""
+
+    name: str
+    cores: int = 1
+    speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_name("Host", "name", self.name)
+        check_int(self.label, "cores", self.cores, minimum=1)
+        check_number(self.label, "speed", self.speed)
+
+    @property
+    def label(self) -> str:
+        return f"Host({self.name!r})"
+
+    @property
+    def capacity(self) -> float:
+        """Core-seconds of work it does per second."""
+        return self.cores * self.speed
 
 
 @dataclass(frozen=True)
@@ -31,6 +59,21 @@ class Service(Component):
 
     ``queue_capacity=None`` is an unbounded queue; a finite one drops arrivals that find it
     full (counted as errors of their flow), which is how a saturated pool sheds load.
+
+    ``discipline`` says how the workers take work:
+
+    * ``"fcfs"``: each worker serves one request at a time, first come first served;
+    * ``"ps"``: processor sharing over ``servers`` cores: every request in service progresses,
+      at ``min(1, servers / n)`` of a core each (a thread pool larger than the core count);
+      ``max_concurrency`` caps how many are in service at once (the thread pool), the rest
+      wait FIFO in front (``queue_capacity`` bounds that queue);
+    * ``"priority"``: as fcfs, but a free worker takes the waiting request whose flow has the
+      lowest ``Flow.priority`` first (non-preemptive; FIFO within a priority).
+
+    ``host`` places the service on a :class:`Host`: ``servers`` are then its threads (how
+    many requests it works on at once; the rest wait FIFO), and their work shares the host's
+    cores with every other component on it. An infinite-server delay centre is a
+    :class:`Delay`.
     """
 
     servers: int = 1
@@ -38,6 +81,9 @@ class Service(Component):
     queue_capacity: int | None = None
     instances: int = 1
     balancing: str = "round_robin"
+    discipline: str = "fcfs"
+    max_concurrency: int | None = None
+    host: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -47,6 +93,25 @@ class Service(Component):
             check_int(self.label, "queue_capacity", self.queue_capacity, minimum=0)
         check_int(self.label, "instances", self.instances, minimum=1)
         _check_choice(self.label, "balancing", self.balancing, BALANCING)
+        _check_choice(self.label, "discipline", self.discipline, DISCIPLINES)
+        if self.max_concurrency is not None:
+            if self.discipline != "ps":
+                raise fail(self.label, "max_concurrency", "needs discipline='ps' (it caps the "
+                           "requests sharing the cores)", self.max_concurrency)
+            check_int(self.label, "max_concurrency", self.max_concurrency,
+                      minimum=self.servers)
+        _check_host(self.label, self.host)
+        if self.host is not None:
+            if self.discipline == "priority":
+                raise fail(self.label, "discipline", "must be 'fcfs' or 'ps' on a host (its "
+                           "threads share the host's cores)", self.discipline)
+            if self.instances != 1:
+                raise fail(self.label, "instances", "must be 1 on a host (instances on other "
+                           "boxes are other hosts)", self.instances)
+            if self.max_concurrency is not None:
+                raise fail(self.label, "max_concurrency", "is not used on a host: there "
+                           "``servers`` are the threads, which already cap the requests in "
+                           "service", self.max_concurrency)
 
     @property
     def capacity_per_s(self) -> float:
@@ -150,7 +215,9 @@ class Database(Component):
     """A database: a primary (writes) and ``read_replicas`` (reads, routed by ``read_policy``)
     per shard; ``shards`` split keys by ``shard_weights`` (uniform when None; a hot shard is a
     larger weight). ``Read(..., index=False)`` scans ``table_rows`` at ``scan_rows_per_s``
-    instead of an index lookup. ``replication_lag`` makes a read soon after a write stale."""
+    instead of an index lookup. ``replication_lag`` makes a read soon after a write stale.
+    ``host`` places a single database server on a :class:`Host` (``servers`` are then its
+    connections, sharing the host's cores with the other components there)."""
 
     servers: int = 1
     service_time: Distribution | None = None
@@ -162,6 +229,7 @@ class Database(Component):
     table_rows: int | None = None
     scan_rows_per_s: float = 5e6
     queue_capacity: int | None = None
+    host: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -186,16 +254,23 @@ class Database(Component):
         check_number(self.label, "scan_rows_per_s", self.scan_rows_per_s)
         if self.queue_capacity is not None:
             check_int(self.label, "queue_capacity", self.queue_capacity, minimum=0)
+        _check_host(self.label, self.host)
+        if self.host is not None and (self.read_replicas or self.shards > 1):
+            raise fail(self.label, "host", "places a single database server on a box: give "
+                       "read_replicas=0 and shards=1 (replicas and shards are other boxes)",
+                       self.host)
 
     @property
     def weights(self) -> tuple[float, ...]:
         return self.shard_weights or (1.0 / self.shards,) * self.shards
 
-    def scan_factor(self) -> float:
-        """How many index lookups one full scan of the table costs."""
+    def scan_factor(self, service: Distribution | None = None) -> float:
+        """How many index lookups (of ``service``, the read's own demand, or the database's)
+        one full scan of the table costs."""
         if self.table_rows is None:
             raise fail(self.label, "table_rows", "is needed for Read(..., index=False)", None)
-        return (self.table_rows / self.scan_rows_per_s) / self.service_time.mean
+        base = self.service_time if service is None else service
+        return (self.table_rows / self.scan_rows_per_s) / base.mean
 
     @property
     def capacity_per_s(self) -> float:
@@ -297,6 +372,11 @@ class Autoscaler:
 def _check_dist(owner: str, field: str, value) -> None:
     if not isinstance(value, Distribution):
         raise fail(owner, field, "must be a distribution such as Exponential(mean=0.01)", value)
+
+
+def _check_host(owner: str, host) -> None:
+    if host is not None:
+        check_name(owner, "host", host)
 
 
 def _check_choice(owner: str, field: str, value, choices: tuple[str, ...]) -> None:

@@ -6,7 +6,26 @@ import math
 from dataclasses import dataclass
 from typing import Union
 
+from capsim.dists import Count, Distribution
 from capsim.errors import ModelError, check_int, check_name, check_number, fail
+
+Visits = Union[int, Count]  # noqa: UP007 - a repeat count: fixed, or drawn per request
+
+
+def _check_demand(owner: str, step) -> None:
+    """``service_time`` (this step's own demand, overriding the component's) and ``visits``
+    (how many times the step repeats) are shared by Call, Read and Write."""
+    if step.service_time is not None and not isinstance(step.service_time, Distribution) \
+            or isinstance(step.service_time, Count):
+        raise fail(owner, "service_time", "must be a distribution such as "
+                   "Exponential(mean=0.003) (this step's demand on the component)",
+                   step.service_time)
+    if isinstance(step.visits, Count):
+        return
+    if isinstance(step.visits, Distribution):
+        raise fail(owner, "visits", "must be an integer >= 0 or a count distribution such as "
+                   "Geometric(mean=10) or Poisson(mean=3)", step.visits)
+    check_int(owner, "visits", step.visits, minimum=0)
 
 
 @dataclass(frozen=True)
@@ -20,12 +39,20 @@ class Call:
     using capacity); ``retries``: how many more attempts after a timeout or a rejection
     (full queue) before the request fails. Retries multiply the load downstream
     (``RunResult.calls()`` shows by how much).
+
+    ``service_time`` is this call's own demand on the component, overriding the component's
+    (a product page and a search cost different amounts on the same pool); ``visits`` repeats
+    the whole call, nested calls included, one after another: an int, or a count distribution
+    drawn per request (``Geometric(mean=10)`` queries on a listing page). Each repeat queues
+    on its own.
     """
 
     component: str
     calls: tuple[Step, ...] = ()
     timeout_s: float | None = None
     retries: int = 0
+    service_time: Distribution | None = None
+    visits: Visits = 1
 
     def __post_init__(self) -> None:
         owner = f"Call({self.component!r})"
@@ -35,6 +62,7 @@ class Call:
         if self.timeout_s is not None:
             check_number(owner, "timeout_s", self.timeout_s)
         check_int(owner, "retries", self.retries, minimum=0)
+        _check_demand(owner, self)
 
     @property
     def guarded(self) -> bool:
@@ -45,26 +73,36 @@ class Call:
 @dataclass(frozen=True)
 class Read:
     """Read from a Cache, CDN or Database. On a cache or CDN miss, ``on_miss`` runs next (the
-    origin, usually a database ``Read``); ``index=False`` makes a database read a full scan."""
+    origin, usually a database ``Read``); ``index=False`` makes a database read a full scan.
+    ``service_time`` and ``visits`` as on :class:`Call` (a search query costs more than a
+    primary-key lookup on the same database)."""
 
     component: str
     on_miss: tuple[Step, ...] = ()
     index: bool = True
+    service_time: Distribution | None = None
+    visits: Visits = 1
 
     def __post_init__(self) -> None:
         check_name("Read", "component", self.component)
-        object.__setattr__(self, "on_miss", _as_steps(f"Read({self.component!r})", "on_miss",
+        owner = f"Read({self.component!r})"
+        object.__setattr__(self, "on_miss", _as_steps(owner, "on_miss",
                                                       self.on_miss, allow_empty=True))
+        _check_demand(owner, self)
 
 
 @dataclass(frozen=True)
 class Write:
-    """Write to a Database (its shard's primary) or invalidate a key of a Cache."""
+    """Write to a Database (its shard's primary) or invalidate a key of a Cache;
+    ``service_time`` and ``visits`` as on :class:`Call` (a checkout's transaction)."""
 
     component: str
+    service_time: Distribution | None = None
+    visits: Visits = 1
 
     def __post_init__(self) -> None:
         check_name("Write", "component", self.component)
+        _check_demand(f"Write({self.component!r})", self)
 
 
 @dataclass(frozen=True)
@@ -135,16 +173,22 @@ class Route:
 
 @dataclass(frozen=True)
 class Flow:
-    """A kind of request: its share of traffic (``weight``) and the ``steps`` it takes."""
+    """A kind of request: its share of traffic (``weight``) and the ``steps`` it takes.
+
+    ``priority`` orders it at services with ``discipline="priority"`` (lower first,
+    non-preemptive; flows without one come after every flow with one)."""
 
     name: str
     weight: float = 1.0
     steps: tuple[Step, ...] = ()
+    priority: int | None = None
 
     def __post_init__(self) -> None:
         check_name("Flow", "name", self.name)
         owner = f"Flow({self.name!r})"
         check_number(owner, "weight", self.weight)
+        if self.priority is not None:
+            check_int(owner, "priority", self.priority, minimum=0)
         object.__setattr__(self, "steps", _as_steps(owner, "steps", self.steps))
         if not any(True for _ in _walk(self.steps)):
             raise ModelError(f"{owner}.steps: calls no component on any branch")

@@ -10,11 +10,12 @@ ratio the caller supplies (the twin uses Che's approximation).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from capsim.dists import Distribution
+from capsim.dists import Count, Distribution
 from capsim.errors import ModelError
 from capsim.model.components import CDN, Cache, Component, Database, Delay, MessageQueue, Service
 from capsim.model.flows import Branch, Call, Publish, Read, Route, Write
@@ -32,17 +33,26 @@ class StationSpec:
     service_time: Distribution
     queue_capacity: int | None = None
     max_wait_s: float | None = None  # waiting longer than this loses the request (retention)
+    discipline: str = "fcfs"  # fcfs, ps (processor sharing over ``servers`` cores), priority
+    max_concurrency: int | None = None  # ps: most requests sharing the cores at once
+    host: str | None = None  # on a Host: ``servers`` are threads sharing its cores
 
 
 @dataclass(frozen=True)
 class Visit:
     """One visit to a station. ``component`` is the station's name (as in ``Route.calls``);
-    ``scale`` multiplies its service time; the next ``holds`` visits happen while this one
-    keeps its server (a synchronous downstream call)."""
+    ``service`` is the visit's own demand (None: the station's); ``scale`` multiplies it; the
+    next ``holds`` visits happen while this one keeps its server (a synchronous downstream
+    call)."""
 
     component: str
     scale: float = 1.0
     holds: int = 0
+    service: Distribution | None = None
+
+    def service_of(self, station_service: Distribution) -> Distribution:
+        """The distribution this visit's service is drawn from (before ``scale``)."""
+        return station_service if self.service is None else self.service
 
 
 def stations(system) -> tuple[StationSpec, ...]:
@@ -54,7 +64,8 @@ def stations(system) -> tuple[StationSpec, ...]:
 
 def component_stations(c: Component) -> list[StationSpec]:
     if isinstance(c, Service):
-        return [StationSpec(n, c.name, c.servers, c.service_time, c.queue_capacity)
+        return [StationSpec(n, c.name, c.servers, c.service_time, c.queue_capacity, None,
+                            c.discipline, c.max_concurrency, c.host)
                 for n in instance_names(c)]
     if isinstance(c, Delay):
         return [StationSpec(c.name, c.name, None, c.latency)]
@@ -63,7 +74,8 @@ def component_stations(c: Component) -> list[StationSpec]:
     if isinstance(c, Cache):
         return [StationSpec(c.name, c.name, c.servers, c.service_time)]
     if isinstance(c, Database):
-        return [StationSpec(n, c.name, c.servers, c.service_time, c.queue_capacity)
+        return [StationSpec(n, c.name, c.servers, c.service_time, c.queue_capacity, None,
+                            host=c.host)
                 for shard in database_names(c) for n in shard]
     if isinstance(c, MessageQueue):
         out = []
@@ -126,34 +138,128 @@ class _Expander:
     def step(self, step) -> list[tuple[float, tuple[Visit, ...]]]:
         if isinstance(step, Branch):
             return [(q * r, v) for q, sub in step.options for r, v in self.steps(sub)]
+        if isinstance(step, Publish):
+            return self.once(step)
+        visits = step.visits
+        if isinstance(visits, Count):
+            counts, probs = visits.support()
+            return [(p * q, v) for k, p in zip(counts.tolist(), probs.tolist(), strict=True)
+                    for q, v in repeated(self.once(step), int(k))]
+        return self.once(step) if visits == 1 else repeated(self.once(step), visits)
+
+    def once(self, step) -> list[tuple[float, tuple[Visit, ...]]]:
         c = self.by_name[step.component]
+        own = step.service_time if isinstance(step, (Call, Read, Write)) else None
         if isinstance(step, Call):
             nested = self.steps(step.calls)
             names = (instance_names(c) if isinstance(c, Service) else [c.name])
-            return [(r / len(names), (Visit(n, 1.0, len(v)),) + v)
+            return [(r / len(names), (Visit(n, 1.0, len(v), own),) + v)
                     for n in names for r, v in nested]
         if isinstance(step, Read):
             if isinstance(c, Database):
-                scale = 1.0 if step.index else c.scan_factor()
-                return [(w / len(readers), (Visit(n, scale),))
+                scale = 1.0 if step.index else c.scan_factor(own)
+                return [(w / len(readers), (Visit(n, scale, 0, own),))
                         for w, shard in zip(c.weights, database_names(c), strict=True)
                         for readers in [shard[1:] or shard[:1]] for n in readers]
             h = self.hit_ratio(c)
             miss = self.steps(step.on_miss)
-            return [(h, (Visit(c.name),))] + [((1 - h) * r, (Visit(c.name),) + v)
-                                              for r, v in miss]
+            me = Visit(c.name, 1.0, 0, own)
+            return [(h, (me,))] + [((1 - h) * r, (me,) + v) for r, v in miss]
         if isinstance(step, Write):
             if isinstance(c, Database):
-                return [(w, (Visit(shard[0]),))
+                return [(w, (Visit(shard[0], 1.0, 0, own),))
                         for w, shard in zip(c.weights, database_names(c), strict=True)]
-            return [(1.0, (Visit(c.name),))]
+            return [(1.0, (Visit(c.name, 1.0, 0, own),))]
         if isinstance(step, Publish):
             return [(1.0, (Visit(broker_name(c)),) if c.publish_latency is not None else ())]
         raise ModelError(f"cannot lower step {step!r}")  # pragma: no cover
 
 
+def repeated(block: list[tuple[float, tuple[Visit, ...]]], times: int
+             ) -> list[tuple[float, tuple[Visit, ...]]]:
+    """A step's paths taken ``times`` times in a row, one path per *multiset* of choices
+    (blocks in a fixed order, with their multinomial probability): the twin does not depend on
+    the order of independent repeats, and ordered paths would grow as options**times."""
+    if times == 0:
+        return [(1.0, ())]
+    if len(block) == 1:
+        p, v = block[0]
+        return [(p**times, v * times)]
+    if math.comb(times + len(block) - 1, len(block) - 1) > EXACT_COMPOSITIONS:
+        return _rounded(block, times)
+    out: dict[tuple[Visit, ...], float] = {}
+    for counts in _compositions(times, len(block)):
+        log_p = math.lgamma(times + 1)
+        visits: tuple[Visit, ...] = ()
+        for (q, v), n in zip(block, counts, strict=True):
+            if n:
+                log_p += n * math.log(q) - math.lgamma(n + 1) if q > 0 else -math.inf
+            visits += v * n
+        p = math.exp(log_p)
+        if p > 0:
+            out[visits] = out.get(visits, 0.0) + p
+    return [(p, v) for v, p in out.items()]
+
+
+EXACT_COMPOSITIONS = 64  # beyond this many multisets, a repeated choice is rounded
+
+
+def _rounded(block: list[tuple[float, tuple[Visit, ...]]], times: int
+             ) -> list[tuple[float, tuple[Visit, ...]]]:
+    """``times`` repeats of a choice among many options (a read over several replicas, many
+    times): at most one path per option, whose counts are ``times x q`` rounded by systematic
+    sampling, so every option's mean count is exactly ``times x q`` (the loads stay exact)
+    while the spread of the split is understated. The exact multinomial would need
+    ``comb(times + options - 1, options - 1)`` paths."""
+    want = [times * q for q, _ in block]
+    base = [math.floor(w) for w in want]
+    edges = [0.0]
+    for w, b in zip(want, base, strict=True):
+        edges.append(edges[-1] + (w - b))
+    cuts = sorted({0.0, 1.0} | {e - math.floor(e) for e in edges})
+    out: dict[tuple[Visit, ...], float] = {}
+    for u0, u1 in zip(cuts, cuts[1:], strict=False):
+        if u1 - u0 <= 0:
+            continue
+        u = 0.5 * (u0 + u1)  # options whose [edge_i, edge_i+1) holds a point u + j get one more
+        visits: tuple[Visit, ...] = ()
+        for i, ((_, v), b) in enumerate(zip(block, base, strict=True)):
+            extra = math.ceil(edges[i + 1] - u) - math.ceil(edges[i] - u)
+            visits += v * (b + extra)
+        out[visits] = out.get(visits, 0.0) + (u1 - u0)
+    return [(p, v) for v, p in out.items()]
+
+
+def _compositions(total: int, parts: int):
+    """Every tuple of ``parts`` counts >= 0 summing to ``total``."""
+    if parts == 1:
+        yield (total,)
+        return
+    for first in range(total + 1):
+        for rest in _compositions(total - first, parts - 1):
+            yield (first, *rest)
+
+
 def flow_routes(system, flow, hit_ratio: HitRatio = default_hit_ratio) -> tuple[Route, ...]:
-    """Routes of one flow over station names, probabilities summing to 1 within the flow."""
+    """Routes of one flow over station names, probabilities summing to 1 within the flow.
+
+    Remembered per (system, flow, hit ratios): a run, a twin solve and a sweep ask for the same
+    routes many times, and a page that repeats its queries has many."""
+    hits = tuple(hit_ratio(c) for c in system.components if isinstance(c, (Cache, CDN)))
+    try:
+        return _flow_routes_cached(system, flow, hits)
+    except TypeError:  # an unhashable model (a user's own field): no memory, same answer
+        return _flow_routes(system, flow, hit_ratio)
+
+
+@lru_cache(maxsize=256)
+def _flow_routes_cached(system, flow, hits: tuple[float, ...]) -> tuple[Route, ...]:
+    caches = [c.name for c in system.components if isinstance(c, (Cache, CDN))]
+    table = dict(zip(caches, hits, strict=True))
+    return _flow_routes(system, flow, lambda c: table[c.name])
+
+
+def _flow_routes(system, flow, hit_ratio: HitRatio) -> tuple[Route, ...]:
     merged: dict[tuple[Visit, ...], float] = {}
     for p, visits in _Expander(system, hit_ratio).steps(flow.steps):
         merged[visits] = merged.get(visits, 0.0) + p
@@ -184,21 +290,28 @@ def step_rates(system, hit_ratio: HitRatio = default_hit_ratio, flows=None) -> S
                 for q, sub in step.options:
                     walk(sub, w * q)
             elif isinstance(step, Call):
-                walk(step.calls, w)
+                walk(step.calls, w * mean_visits(step))
             elif isinstance(step, Read):
                 c = by_name[step.component]
                 if isinstance(c, (Cache, CDN)):
-                    add(out.reads, c.name, w)
-                    walk(step.on_miss, w * (1.0 - hit_ratio(c)))
+                    m = w * mean_visits(step)
+                    add(out.reads, c.name, m)
+                    walk(step.on_miss, m * (1.0 - hit_ratio(c)))
             elif isinstance(step, Write):
                 if isinstance(by_name[step.component], Cache):
-                    add(out.writes, step.component, w)
+                    add(out.writes, step.component, w * mean_visits(step))
             elif isinstance(step, Publish):
                 add(out.publishes, step.component, w)
 
     for flow in system.flows if flows is None else flows:
         walk(flow.steps, flow.weight)
     return out
+
+
+def mean_visits(step) -> float:
+    """How many times a step runs per pass, on average (``visits``)."""
+    v = step.visits
+    return float(v.mean) if isinstance(v, Count) else float(v)
 
 
 def async_routes(system) -> tuple[Route, ...]:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from capsim.errors import ModelError, check_name, fail
+from capsim.errors import ModelError, check_name, check_number, fail
 from capsim.model import lowering
 from capsim.model.components import (
     CDN,
@@ -16,11 +16,12 @@ from capsim.model.components import (
     Component,
     Database,
     Delay,
+    Host,
     MessageQueue,
     Outage,
     Service,
 )
-from capsim.model.flows import Call, Flow, Publish, Read, Route, Write, _walk
+from capsim.model.flows import Branch, Call, Flow, Publish, Read, Route, Write, _walk
 from capsim.schema import async_queue
 
 # which steps each kind of component accepts
@@ -39,6 +40,7 @@ class System:
     """An immutable model: ``System([web, db], flows=[browse, checkout])``.
 
     Variants for what-if questions are copies: ``system.evolve("db", servers=8)``.
+    ``hosts`` are the boxes components may share (``Service(..., host="box")``).
     """
 
     components: tuple[Component, ...]
@@ -46,6 +48,7 @@ class System:
     name: str = "system"
     outages: tuple[Outage, ...] = ()
     autoscalers: tuple[Autoscaler, ...] = ()
+    hosts: tuple[Host, ...] = ()
 
     def __post_init__(self) -> None:
         check_name("System", "name", self.name)
@@ -106,6 +109,34 @@ class System:
                 raise ModelError(f"System.autoscalers[{i}].max_instances: {comp.label} has "
                                  f"instances={comp.instances}; give it at least "
                                  f"{a.max_instances} (the pool to scale within)")
+        hosts = _as_tuple_or_empty("hosts", self.hosts, Host)
+        object.__setattr__(self, "hosts", hosts)
+        _unique("hosts", [h.name for h in hosts])
+        host_names = {h.name for h in hosts}
+        clash = host_names & known
+        if clash:
+            raise ModelError(f"System.hosts: {sorted(clash)[0]!r} is also a component's name "
+                             "(a host's row sits beside the components' rows: name it apart)")
+        for c in components:
+            host = getattr(c, "host", None)
+            if host is not None and host not in host_names:
+                hint = difflib.get_close_matches(host, host_names, n=1)
+                did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+                listed = ", ".join(sorted(host_names)) or "none: add System(hosts=[Host(...)])"
+                raise ModelError(f"{c.label}.host: unknown host {host!r}{did_you}; hosts: "
+                                 f"{listed}")
+        for i, a in enumerate(scalers):
+            if getattr(by_name[a.component], "host", None) is not None:
+                raise ModelError(f"System.autoscalers[{i}].component: {a.component!r} is on a "
+                                 "host; an autoscaler adds boxes, a host is one box")
+        for flow in flows:
+            if flow.priority is None:
+                continue
+            if not any(getattr(by_name[s.component], "discipline", "fcfs") == "priority"
+                       for s in _walk(flow.steps)):
+                raise ModelError(f"Flow({flow.name!r}).priority: set to {flow.priority}, but "
+                                 "none of the components it calls serves by priority; give "
+                                 "the contended Service discipline='priority'")
         total = math.fsum(f.weight for f in flows)
         if abs(total - 1.0) > 1e-6:
             shares = ", ".join(f"{f.name}={f.weight:g}" for f in flows)
@@ -160,20 +191,38 @@ class System:
         """Mean busy time per request at each station (visits x scale x mean service, plus
         the service of calls made while holding the station's worker)."""
         d = {st.name: 0.0 for st in self.stations()}
-        mean = {st.name: st.service_time.mean for st in self.stations()}
+        service = {st.name: st.service_time for st in self.stations()}
+
+        def own(v) -> float:
+            return v.scale * v.service_of(service[v.component]).mean
+
         for route in self.routes(hit_ratio):
             calls = route.calls
             for i, visit in enumerate(calls):
                 # a worker held across synchronous calls is busy for their service too (a
                 # lower bound of the holding time: waits downstream come on top)
-                held = sum(v.scale * mean[v.component] for v in calls[i + 1:i + 1 + visit.holds])
-                d[visit.component] += route.probability * (visit.scale * mean[visit.component]
-                                                           + held)
+                held = sum(own(v) for v in calls[i + 1:i + 1 + visit.holds])
+                d[visit.component] += route.probability * (own(visit) + held)
         rates = self.publish_rates()
         for route in lowering.async_routes(self):
             queue = async_queue(route.flow)
             name = route.calls[0].component
-            d[name] += rates.get(queue, 0.0) * route.probability * mean[name]
+            d[name] += rates.get(queue, 0.0) * route.probability * service[name].mean
+        return d
+
+    def host_demands(self, hit_ratio=lowering.default_hit_ratio) -> dict[str, float]:
+        """Core-seconds of work per request on each host: the own service (not the holding
+        time: a thread waiting on a call uses no core) of every visit to a station on it."""
+        on = {st.name: st.host for st in self.stations() if st.host is not None}
+        d = {h.name: 0.0 for h in self.hosts}
+        if not on:
+            return d
+        service = {st.name: st.service_time for st in self.stations()}
+        for route in self.routes(hit_ratio):
+            for v in route.calls:
+                if v.component in on:
+                    d[on[v.component]] += (route.probability * v.scale
+                                           * v.service_of(service[v.component]).mean)
         return d
 
     def offered_load(self, arrival_rate_per_s: float) -> dict[str, float]:
@@ -197,7 +246,51 @@ class System:
             total = sum(load[n] for n in names)
             for k, n in enumerate(names):
                 load[n] = total / scaler.max_instances if k < scaler.max_instances else 0.0
+        if self.hosts:
+            work = self.host_demands(lambda c: hits[c.name])
+            for h in self.hosts:
+                load[h.name] = arrival_rate_per_s * work[h.name] / h.capacity
         return load
+
+    def with_flows(self, flows: tuple[str, ...], probabilities: tuple[float, ...]) -> System:
+        """A copy that runs only ``flows``, with these weights: one population's view."""
+        by_name = {f.name: f for f in self.flows}
+        if tuple(flows) == tuple(by_name) and all(
+                abs(by_name[f].weight - p) < 1e-12 for f, p in zip(flows, probabilities,
+                                                                    strict=True)):
+            return self
+        return replace(self, flows=tuple(replace(by_name[f], weight=p)
+                                         for f, p in zip(flows, probabilities, strict=True)))
+
+    def scaled_demands(self, component: str, factor: float) -> System:
+        """A copy in which every demand on ``component`` takes ``factor`` times as long: its
+        own service time and every step's ``service_time`` on it (a faster or slower box runs
+        all the endpoints' work, not only the default)."""
+        check_number("System.scaled_demands", "factor", factor)
+        comp = self.component(component)
+
+        def scale(steps):
+            out = []
+            for step in steps:
+                if isinstance(step, Branch):
+                    step = Branch(tuple((p, scale(sub)) for p, sub in step.options))
+                elif isinstance(step, (Call, Read, Write)):
+                    if isinstance(step, Call):
+                        step = replace(step, calls=scale(step.calls))
+                    elif isinstance(step, Read):
+                        step = replace(step, on_miss=scale(step.on_miss))
+                    own = step.service_time
+                    if step.component == component and own is not None:
+                        step = replace(step, service_time=own.scaled(own.mean * factor))
+                out.append(step)
+            return tuple(out)
+
+        changes = {}
+        dist = getattr(comp, "service_time", None)
+        if dist is not None:
+            changes["service_time"] = dist.scaled(dist.mean * factor)
+        flows = tuple(replace(f, steps=scale(f.steps)) for f in self.flows)
+        return replace(self.evolve(component, **changes), flows=flows)
 
     def evolve(self, component: str, **changes) -> System:
         """A copy with one component changed: ``system.evolve("db", servers=8)``."""

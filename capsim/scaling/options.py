@@ -246,13 +246,24 @@ def apply(system: System, component: str, option: Option) -> System:
     if not isinstance(option, Option):
         raise ModelError(f"apply.option: must be Vertical, Horizontal or DatabaseOptions, "
                          f"got {option!r}")
+    host = next((h for h in system.hosts if h.name == component), None)
+    if host is not None:  # a bigger box: every component on it gets its cores and speed
+        if not isinstance(option, Vertical):
+            raise ModelError(f"apply: {host.label} is one box; it scales up (Vertical). To "
+                             "scale out, model the tier as a Service with instances")
+        bigger = replace(host, cores=option.instance.vcpus, speed=1.0 / option.service_factor)
+        return replace(system, hosts=tuple(bigger if h is host else h for h in system.hosts))
     comp = system.component(component)
     dist = comp.service_time if isinstance(comp, (Service, Database)) else None
     if dist is None:
         raise ModelError(f"apply: {comp.label} cannot be scaled here; Service and Database "
                          "tiers can")
-    common = {"servers": option.instance.vcpus,
-              "service_time": dist.scaled(dist.mean * option.service_factor)}
+    if getattr(comp, "host", None) is not None:
+        raise ModelError(f"apply: {comp.label} runs on host {comp.host!r}: scale the host "
+                         f"(apply(system, {comp.host!r}, Vertical(...)))")
+    # every demand on the tier, its own and the endpoints' (steps' service_time), scales
+    system = system.scaled_demands(component, option.service_factor)
+    common = {"servers": option.instance.vcpus}
     if isinstance(comp, Service):
         if isinstance(option, DatabaseOptions):
             raise ModelError(f"apply: {comp.label} is a Service; DatabaseOptions (replicas, "
@@ -281,10 +292,11 @@ def deploy(system: System, plan: Mapping[str, Option]) -> System:
 
 def capacity_per_s(system: System, component: str | None = None) -> float:
     """Requests per second at which ``component``'s busiest station (or the whole system's,
-    when None) reaches 100% busy. Synchronous holding is not counted."""
+    when None; a host: its cores) reaches 100% busy. Synchronous holding is not counted."""
     loads = system.offered_load(1.0)
     names = [st.name for st in system.stations()
              if component is None or st.component == component]
+    names += [h.name for h in system.hosts if component in (None, h.name)]  # a box's cores
     worst = max((loads[n] for n in names), default=0.0)
     return math.inf if worst <= 0 else 1.0 / worst
 
@@ -309,6 +321,11 @@ class Failure:
 def one_down(system: System, component: str, option: Option) -> Failure:
     """``system`` with ``component`` deployed as ``option`` and one of its boxes down."""
     deployed = apply(system, component, option)
+    if any(h.name == component for h in system.hosts):  # the box and all that runs on it
+        on = [c.name for c in deployed.components if getattr(c, "host", None) == component]
+        out = replace(deployed, outages=(*deployed.outages,
+                                         *(Outage(n, 0.0, ALWAYS_S) for n in on)))
+        return Failure(out, None, f"outage: host {component} ({', '.join(on)})")
     if isinstance(option, Horizontal) and option.count > 1:
         out = replace(deployed, outages=(*deployed.outages,
                                          Outage(component, 0.0, ALWAYS_S, instance=0)))

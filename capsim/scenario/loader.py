@@ -8,8 +8,10 @@ path, the value, what was expected, and the line it came from:
 
 from __future__ import annotations
 
+import ast
 import difflib
 import inspect
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +25,12 @@ from capsim.model import components as comp_mod
 from capsim.model import flows as flow_mod
 from capsim.model import profiles as profile_mod
 from capsim.model.system import System
-from capsim.model.workload import ClosedWorkload, OpenWorkload
+from capsim.model.workload import ClosedWorkload, MixedWorkload, OpenWorkload
 
 DISTRIBUTIONS = {c.__name__: c for c in (dists.Exponential, dists.Deterministic, dists.Erlang,
                                           dists.Gamma, dists.LogNormal, dists.HyperExponential,
                                           dists.Empirical)}
+COUNTS = {c.__name__: c for c in (dists.Poisson, dists.Geometric)}  # a step's ``visits``
 COMPONENTS = {c.__name__: c for c in (comp_mod.Service, comp_mod.Delay, comp_mod.Cache,
                                        comp_mod.CDN, comp_mod.Database, comp_mod.MessageQueue)}
 STEPS = {c.__name__: c for c in (flow_mod.Call, flow_mod.Read, flow_mod.Write,
@@ -35,14 +38,22 @@ STEPS = {c.__name__: c for c in (flow_mod.Call, flow_mod.Read, flow_mod.Write,
 PROFILES = {c.__name__: c for c in (profile_mod.Constant, profile_mod.Diurnal, profile_mod.Step,
                                      profile_mod.Spike, profile_mod.Growth,
                                      profile_mod.Piecewise)}
-WORKLOADS = {c.__name__: c for c in (OpenWorkload, ClosedWorkload)}
+POPULATIONS = {c.__name__: c for c in (OpenWorkload, ClosedWorkload)}
+WORKLOADS = {**POPULATIONS, "MixedWorkload": MixedWorkload}
+# fields with a fixed set of values, checked here so a typo gets a "did you mean"
+CHOICES = {"discipline": comp_mod.DISCIPLINES, "balancing": comp_mod.BALANCING,
+           "read_policy": comp_mod.BALANCING}
 SAFE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq",
                                                   "map")}
 DISTRIBUTION_FIELDS = {"service_time", "latency", "edge_latency", "think_time", "interarrival",
                        "replication_lag", "publish_latency"}
 STEP_FIELDS = {"steps", "calls", "on_miss"}
-TOP_LEVEL = ("name", "components", "flows", "workload", "outages", "autoscalers", "budget",
-             "run", "description")
+TOP_LEVEL = ("name", "components", "flows", "workload", "hosts", "outages", "autoscalers",
+             "budget", "run", "description")
+# a model error's owner: ``Flow('browse').priority: ...``, ``Service('app').host: ...``
+_OWNER = re.compile(r"^(?:(?P<kind>\w+)\((?P<name>'[^']*'|\"[^\"]*\")\)|System)\."
+                    r"(?P<field>[^:\s]+): (?P<detail>.*)$", re.S)
+_LAST_PART = re.compile(r"(\.[^.\[]+|\[\d+\])$")  # ``.servers`` or ``[2]`` at a path's end
 
 
 class ScenarioError(ModelError):
@@ -63,7 +74,7 @@ class Scenario:
 
     name: str
     system: System
-    workload: OpenWorkload | ClosedWorkload
+    workload: OpenWorkload | ClosedWorkload | MixedWorkload
     budget: Budget | None = None
     run: RunSettings = field(default_factory=RunSettings)
     description: str = ""
@@ -103,7 +114,13 @@ class _Builder:
         self.lines = lines
 
     def where(self, path: str) -> str:
-        line = self.lines.get(path)
+        """``path (line N)``, with the line of the nearest enclosing entry that has one (a
+        value the model made up, such as ``flows[0]`` of ``flows: browse``)."""
+        probe = path
+        while probe and probe not in self.lines:
+            parent = _LAST_PART.sub("", probe)
+            probe = parent if parent != probe else ""
+        line = self.lines.get(probe)
         return f"{path} (line {line})" if line else path
 
     def fail(self, path: str, expected: str, value: Any) -> ScenarioError:
@@ -120,6 +137,10 @@ class _Builder:
             did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise self.fail(_join(path, unknown[0]), f"is not a field of {cls.__name__}{did_you};"
                             f" fields: {', '.join(init_names)}", data[unknown[0]])
+        if cls in COMPONENTS.values():
+            for k, choices in CHOICES.items():
+                if k in data:
+                    self.choice(k, data[k], choices, _join(path, k))
         kwargs = {k: self.convert(k, v, _join(path, k)) for k, v in data.items()}
         kwargs.update(extra or {})
         try:
@@ -138,10 +159,22 @@ class _Builder:
             return f"{self.where(_join(path, field_part))}: {detail}"
         return f"{self.where(path)}: {message}"
 
+    def choice(self, name: str, value: Any, choices: tuple[str, ...], path: str) -> None:
+        if value not in choices:
+            hint = difflib.get_close_matches(str(value), choices, n=1)
+            did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise self.fail(path, f"unknown {name}{did_you}; known: {', '.join(choices)}",
+                            value)
+
     def convert(self, name: str, value: Any, path: str) -> Any:
         """A field's YAML value as the object the constructor expects, by the field's name."""
         if name in DISTRIBUTION_FIELDS and isinstance(value, (dict, str)):
             return self.tagged(DISTRIBUTIONS, value, path, "a distribution")
+        if name == "visits" and isinstance(value, (dict, str)):
+            return self.tagged(COUNTS, value, path, "a count distribution")
+        if name == "populations" and isinstance(value, list):
+            return [self.tagged(POPULATIONS, v, f"{path}[{i}]", "a population")
+                    for i, v in enumerate(value)]
         if name == "profile" and isinstance(value, (dict, str, list)):
             return self.profile(value, path)
         if name == "consumer" and isinstance(value, dict):
@@ -242,17 +275,56 @@ def load_scenario(source: str | Path) -> Scenario:
                for i, o in enumerate(data.get("outages") or [])]
     scalers = [b.build(comp_mod.Autoscaler, a, f"autoscalers[{i}]")
                for i, a in enumerate(data.get("autoscalers") or [])]
+    if not isinstance(data.get("hosts") or [], list):
+        raise b.fail("hosts", "must be a list of hosts ({name, cores, speed})", data["hosts"])
+    hosts = [b.build(comp_mod.Host, h, f"hosts[{i}]")
+             for i, h in enumerate(data.get("hosts") or [])]
     name = str(data.get("name") or Path(where).stem)
     try:
         system = System(tuple(components), tuple(flows), name=name, outages=tuple(outages),
-                        autoscalers=tuple(scalers))
+                        autoscalers=tuple(scalers), hosts=tuple(hosts))
     except ModelError as exc:
-        raise ScenarioError(f"{where}: {exc}") from None
+        raise ScenarioError(_system_error(b, str(exc), components, flows, where)) from None
     workload = b.tagged(WORKLOADS, data["workload"], "workload", "a workload")
+    _check_population_flows(b, workload, [f.name for f in flows])
     budget = b.build(Budget, data["budget"], "budget") if data.get("budget") else None
     run = b.build(RunSettings, data["run"], "run") if data.get("run") else RunSettings()
     return Scenario(name, system, workload, budget, run, str(data.get("description", "")),
                     where)
+
+
+def _system_error(b: _Builder, message: str, components, flows, where: str) -> str:
+    """A System error at the entry it names: ``Flow('browse').priority: ...`` becomes
+    ``flows[0].priority (line 12): ...``; ``System.hosts: ...`` becomes ``hosts (line 3)``."""
+    m = _OWNER.match(message)
+    if m is None:
+        return f"{where}: {message}"
+    field_path, detail = m["field"], m["detail"]
+    if m["kind"] is None:  # System.<field>
+        return f"{b.where(field_path)}: {detail}"
+    name = ast.literal_eval(m["name"])
+    if m["kind"] == "Flow":
+        section, names = "flows", [f.name for f in flows]
+    else:
+        section = "components"
+        names = [c.name if type(c).__name__ == m["kind"] else None for c in components]
+    if name not in names:
+        return f"{where}: {message}"
+    return f"{b.where(f'{section}[{names.index(name)}].{field_path}')}: {detail}"
+
+
+def _check_population_flows(b: _Builder, workload, known: list[str]) -> None:
+    """Every flow a population names is one of the system's flows (``did you mean``)."""
+    mixed = isinstance(workload, MixedWorkload)
+    pops = workload.populations if mixed else (workload,)
+    for i, w in enumerate(pops):
+        base = f"workload.populations[{i}]" if mixed else "workload"
+        for j, flow in enumerate(w.flows or ()):
+            if flow not in known:
+                hint = difflib.get_close_matches(flow, known, n=1)
+                did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise b.fail(f"{base}.flows[{j}]", f"unknown flow{did_you}; the system's "
+                             f"flows: {', '.join(known)}", flow)
 
 
 def _read(source: str | Path) -> tuple[str, str]:

@@ -8,9 +8,12 @@ import inspect
 import typing
 
 from capsim.scenario.loader import (
+    CHOICES,
     COMPONENTS,
+    COUNTS,
     DISTRIBUTION_FIELDS,
     DISTRIBUTIONS,
+    POPULATIONS,
     PROFILES,
     STEP_FIELDS,
     STEPS,
@@ -31,12 +34,20 @@ def _field_schema(cls: type, name: str, annotation) -> dict:
         return {"$ref": "#/$defs/profile"}
     if name == "consumer":
         return {"$ref": "#/$defs/Service"}
+    if name == "visits":
+        return {"oneOf": [{"type": "integer", "minimum": 0}, {"$ref": "#/$defs/count"}]}
+    if name == "populations":
+        return {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/population"}}
+    if name in CHOICES and cls in COMPONENTS.values():
+        return {"type": "string", "enum": list(CHOICES[name])}
     if name == "options":
         return {"type": "array", "items": {
             "type": "object", "required": ["probability", "steps"], "additionalProperties": False,
             "properties": {"probability": {"type": "number", "minimum": 0},
                            "steps": {"type": "array", "items": {"$ref": "#/$defs/step"}}}}}
     text = str(annotation)
+    if "tuple[str" in text:  # flow names, population names
+        return {"type": "array", "items": {"type": "string"}}
     if "tuple" in text:
         return {"type": "array", "items": {"type": "number"}}
     for py, js in _SCALARS.items():
@@ -74,13 +85,16 @@ def _tagged(table: dict[str, type]) -> dict:
 
 
 def json_schema() -> dict:
-    defs = {name: _object(cls) for table in (DISTRIBUTIONS, COMPONENTS, PROFILES, WORKLOADS)
+    defs = {name: _object(cls) for table in (DISTRIBUTIONS, COUNTS, COMPONENTS, PROFILES,
+                                             WORKLOADS)
             for name, cls in table.items()}
     defs.update({name: _object(cls) for name, cls in STEPS.items() if name != "Branch"})
     defs["Branch"] = _field_schema(None, "options", None)
     defs["distribution"] = _tagged(DISTRIBUTIONS)
     defs["component"] = _tagged(COMPONENTS)
+    defs["count"] = _tagged(COUNTS)
     defs["workload"] = _tagged(WORKLOADS)
+    defs["population"] = _tagged(POPULATIONS)
     defs["profile"] = {"oneOf": [_tagged(PROFILES),
                                  {"type": "array", "items": _tagged(PROFILES)}]}
     shorthand = [{"type": "object", "required": [k], "additionalProperties": False,
@@ -88,11 +102,11 @@ def json_schema() -> dict:
                  for k in STEPS if k != "Branch"]
     defs["step"] = {"oneOf": [*_tagged(STEPS)["oneOf"], *shorthand]}
     from capsim.model.budget import BOUNDS, Budget
-    from capsim.model.components import Autoscaler, Outage
+    from capsim.model.components import Autoscaler, Host, Outage
     from capsim.model.flows import Flow
 
     defs["Flow"] = _object(Flow)
-    for cls in (Outage, Autoscaler, Budget, RunSettings):
+    for cls in (Host, Outage, Autoscaler, Budget, RunSettings):
         defs[cls.__name__] = _object(cls)
     defs["Budget"]["properties"]["bound"]["enum"] = list(BOUNDS)
     return {
@@ -107,6 +121,7 @@ def json_schema() -> dict:
             "components": {"type": "array", "items": {"$ref": "#/$defs/component"}},
             "flows": {"type": "array", "items": {"$ref": "#/$defs/Flow"}},
             "workload": {"$ref": "#/$defs/workload"},
+            "hosts": {"type": "array", "items": {"$ref": "#/$defs/Host"}},
             "outages": {"type": "array", "items": {"$ref": "#/$defs/Outage"}},
             "autoscalers": {"type": "array", "items": {"$ref": "#/$defs/Autoscaler"}},
             "budget": {"$ref": "#/$defs/Budget"},
