@@ -71,8 +71,10 @@ class AnalyticResult:
     def bounds(self) -> Bounds:
         """Asymptotic bounds (throughput ceiling, response floor, knee N*); closed only."""
         if self.closed_bounds is None:
-            raise ValueError("bounds() needs a ClosedWorkload; an open workload's ceiling is the "
-                             "bottleneck's capacity (components().offered_load reaching 1)")
+            raise ValueError("bounds() needs one closed population (a ClosedWorkload); an open "
+                             "workload's ceiling is the bottleneck's capacity "
+                             "(components().offered_load reaching 1), and several populations "
+                             "have a bound per mix, not one")
         return self.closed_bounds
 
     def summary(self) -> str:

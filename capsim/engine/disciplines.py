@@ -34,7 +34,7 @@ import simpy
 
 from capsim.engine.clock import NORMAL, BareEvent, bind, now
 from capsim.engine.customer import LOWEST, Customer
-from capsim.engine.station import Station
+from capsim.engine.station import Counted, Station
 from capsim.engine.streams import Draws
 from capsim.errors import ModelError
 
@@ -131,7 +131,7 @@ class PriorityStation(Station):
 # -- processor sharing -------------------------------------------------------------------------
 
 
-class HostCPU(BareEvent):
+class HostCPU(BareEvent, Counted):
     """``cores`` cores of ``speed`` shared by the jobs on them (egalitarian processor sharing):
     each job does ``speed * min(1, cores / jobs)`` core-seconds of work per second. When a
     job's work is done its Customer is handed on at that time (``t_now``) through its
@@ -170,10 +170,7 @@ class HostCPU(BareEvent):
     # -- statistics -----------------------------------------------------------------------
     def reset_stats(self) -> None:
         self._integrate(now(self.env))  # the virtual time must not lose the elapsed work
-        self.window_start = self.t_last
-        self.area_n = self.area_busy = 0.0
-        self.wait_sum = self.sojourn_sum = 0.0
-        self.arrivals = self.started = self.completions = self.drops = 0
+        super().reset_stats()
 
     def _integrate(self, t: float) -> None:
         """Bring the integrals and the virtual time up to ``t``."""
@@ -183,14 +180,6 @@ class HostCPU(BareEvent):
         self.area_busy += (n if n < self.servers else self.servers) * dt
         self._v += self._rate * dt
         self.t_last = t
-
-    def close(self) -> None:
-        self._integrate(now(self.env))
-
-    def counters(self) -> tuple[float, ...]:
-        self._integrate(now(self.env))
-        return (self.area_n, self.area_busy, self.wait_sum, self.sojourn_sum, self.arrivals,
-                self.started, self.completions, self.drops, self.n)
 
     # -- jobs -----------------------------------------------------------------------------
     def add(self, cust: Customer, work: float, t: float) -> None:
@@ -270,7 +259,7 @@ class HostCPU(BareEvent):
         cust.callbacks[0](cust)
 
 
-class SharingStation:
+class SharingStation(Counted):
     """A FIFO queue in front of at most ``limit`` requests admitted at once, whose work runs
     on a :class:`HostCPU`. Admitted requests are in ``active``; a holding one
     (``arrive_holding``, a synchronous call) keeps its slot after its work until
@@ -302,12 +291,6 @@ class SharingStation:
         self.reset_stats()
 
     # -- statistics -----------------------------------------------------------------------
-    def reset_stats(self) -> None:
-        self.t_last = self.window_start = now(self.env)
-        self.area_n = self.area_busy = 0.0
-        self.wait_sum = self.sojourn_sum = 0.0
-        self.arrivals = self.started = self.completions = self.drops = 0
-
     def _tick(self, t: float) -> None:
         """The hot path's integration: present, and busy (= admitted: threads in use)."""
         dt = t - self.t_last
@@ -317,14 +300,6 @@ class SharingStation:
 
     def _integrate(self, t: float) -> None:
         self._tick(t)
-
-    def close(self) -> None:
-        self._integrate(now(self.env))
-
-    def counters(self) -> tuple[float, ...]:
-        self._integrate(now(self.env))
-        return (self.area_n, self.area_busy, self.wait_sum, self.sojourn_sum, self.arrivals,
-                self.started, self.completions, self.drops, self.n)
 
     @property
     def busy(self) -> int:

@@ -20,7 +20,7 @@ from heapq import heappush
 
 import simpy
 
-from capsim.engine.clock import NORMAL, bind
+from capsim.engine.clock import NORMAL, bind, now
 from capsim.engine.customer import Customer
 from capsim.engine.streams import Draws
 
@@ -41,7 +41,37 @@ class StationRequest(simpy.Event):
         self.station.release(self)
 
 
-class Station:
+class Counted:
+    """The statistics of anything that gets a row of ``components()`` (a station, a host's
+    cores): time-integrals of the number present and busy, waits, arrivals, completions and
+    drops, in the order of ``schema.COUNTERS``. A subclass keeps ``env``, ``n`` and the sums
+    and brings the integrals up to a time in ``_integrate``."""
+
+    __slots__ = ()
+
+    def reset_stats(self) -> None:
+        """Start a new window (the end of the warm-up)."""
+        self.t_last = self.window_start = now(self.env)
+        self.area_n = self.area_busy = 0.0
+        self.wait_sum = self.sojourn_sum = 0.0
+        self.arrivals = self.started = self.completions = self.drops = 0
+
+    def _integrate(self, t: float) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Bring the time-integrals up to the current time (the end of the run)."""
+        self._integrate(now(self.env))
+
+    def counters(self) -> tuple[float, ...]:
+        """Cumulative counters now, in the order of ``schema.COUNTERS`` (integrals brought up to
+        date)."""
+        self._integrate(now(self.env))
+        return (self.area_n, self.area_busy, self.wait_sum, self.sojourn_sum, self.arrivals,
+                self.started, self.completions, self.drops, self.n)
+
+
+class Station(Counted):
     """``servers`` workers, one FIFO queue of at most ``queue_capacity`` waiting requests.
 
     Keeps time-integrals of the number present and of busy servers (utilization, queue
@@ -75,28 +105,11 @@ class Station:
         self.reset_stats()
 
     # -- statistics -------------------------------------------------------------------------
-    def reset_stats(self) -> None:
-        self.t_last = self.window_start = self.env.now
-        self.area_n = self.area_busy = 0.0
-        self.wait_sum = self.sojourn_sum = 0.0
-        self.arrivals = self.started = self.completions = self.drops = 0
-
     def _integrate(self, now: float) -> None:
         dt = now - self.t_last
         self.area_n += self.n * dt
         self.area_busy += self.busy * dt
         self.t_last = now
-
-    def close(self) -> None:
-        """Bring the time-integrals up to the current time (the end of the run)."""
-        self._integrate(self.env.now)
-
-    def counters(self) -> tuple[float, ...]:
-        """Cumulative counters now, in the order of ``schema.COUNTERS`` (integrals brought up to
-        date)."""
-        self._integrate(self.env.now)
-        return (self.area_n, self.area_busy, self.wait_sum, self.sojourn_sum, self.arrivals,
-                self.started, self.completions, self.drops, self.n)
 
     # -- the built-in request path (hot) --------------------------------------------------
     def arrive(self, cust: Customer) -> None:
@@ -245,4 +258,4 @@ class Station:
         return done
 
 
-__all__ = ["Customer", "Station", "StationRequest"]
+__all__ = ["Counted", "Customer", "Station", "StationRequest"]
