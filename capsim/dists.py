@@ -299,7 +299,7 @@ class Count(Distribution):
     (``Call("db", visits=Geometric(mean=10))``, the N of an N+1 query page)."""
 
     kind: ClassVar[str] = "count"
-    TAIL: ClassVar[float] = 1e-6  # the mass a twin may leave out when it expands the counts
+    TAIL: ClassVar[float] = 1e-4  # the mass a twin expands as one mean-keeping pair of counts
 
     def pmf(self, k: np.ndarray) -> np.ndarray:
         raise NotImplementedError

@@ -50,6 +50,18 @@ class Visit:
     holds: int = 0
     service: Distribution | None = None
 
+    def __post_init__(self) -> None:
+        # routes of pages that repeat their queries hold thousands of visits, and the twin
+        # keys dicts by them: hash once
+        object.__setattr__(self, "_hash", hash((self.component, self.scale, self.holds,
+                                                self.service)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self):  # the hash of a string differs between processes: never pickle it
+        return (Visit, (self.component, self.scale, self.holds, self.service))
+
     def service_of(self, station_service: Distribution) -> Distribution:
         """The distribution this visit's service is drawn from (before ``scale``)."""
         return station_service if self.service is None else self.service

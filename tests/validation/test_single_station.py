@@ -43,7 +43,7 @@ def test_mmc_against_erlang_c(servers, rho):
     mean_service = 1.0
     lam = rho * servers / mean_service
     theory = mmc(lam, mean_service, servers)
-    res = run(one_station(servers, cs.Exponential(mean_service)), lam, 40_000 * servers)
+    res = run(one_station(servers, cs.Exponential(mean_service)), lam, 24_000 * servers)
     lat, comp = res.latency_runs(), res.components_runs()
     assert_agrees(column(comp, "component", "s", "mean_wait_s"), theory.mean_wait,
                   f"M/M/{servers} mean wait", max_rel_half_width=0.1)
