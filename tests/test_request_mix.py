@@ -173,3 +173,14 @@ def test_growth_grows_all_populations_or_the_named_one():
     assert {p.populations[0].users for p in months} == {20}
     with pytest.raises(cs.ModelError, match="growth.population: needs a MixedWorkload"):
         cs.growth(cs.OpenWorkload(5, 1.0), [1, 2], population="api")
+
+
+def test_one_population_on_some_flows_has_its_population_row_in_the_twin_too():
+    load = cs.OpenWorkload(20, 1.0, flows=("page", "search"))
+    twin = solve(shop(), load)
+    pops = twin.latency(by="population").set_index("flow")
+    pooled = twin.latency().set_index("flow").loc["all"]
+    assert list(pops.index) == ["page+search"]
+    assert pops.loc["page+search", "mean_s"] == pooled["mean_s"]
+    run = cs.simulate(shop(), load, 200, 20, seed=3)
+    assert list(run.latency(by="population")["flow"]) == ["page+search"]

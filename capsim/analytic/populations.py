@@ -12,14 +12,16 @@ flows' routes. Closed or mixed open-and-closed populations go to multi-class MVA
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from capsim.analytic.closed_network import solve_closed
 from capsim.analytic.open_network import solve_open
 from capsim.analytic.result import AnalyticResult
 from capsim.analytic.stations import build_stations
 from capsim.dists import Exponential, Gamma
-from capsim.model import ClosedWorkload, MixedWorkload, OpenWorkload, shares
+from capsim.model import MixedWorkload, OpenWorkload, shares
 from capsim.model.workload import weighted_system
+from capsim.schema import ALL_FLOWS
 
 __all__ = ["solve_populations"]
 
@@ -31,7 +33,11 @@ def solve_populations(system, workload, duration_s) -> AnalyticResult:
         view = system.with_flows(part.flows, part.probabilities)
         w = part.workload
         solve = solve_open if isinstance(w, OpenWorkload) else solve_closed
-        return solve(view, w, build_stations(view), duration_s)
+        res = solve(view, w, build_stations(view), duration_s)
+        # its one population row is its requests pooled (the only flow's, or "all")
+        rows = {r[0]: r for r in res.latency_rows}
+        pooled = rows.get(ALL_FLOWS, rows.get(part.flows[0]))
+        return replace(res, population_rows=((part.name, *pooled[1:]),))
     if all(isinstance(p.workload, OpenWorkload) for p in parts):
         return _solve_open_mix(system, parts, duration_s)
     from capsim.analytic.multiclass_network import solve_multiclass
@@ -51,10 +57,4 @@ def _solve_open_mix(system, parts, duration_s) -> AnalyticResult:
         mixes[p.name] = {f: rate * q / total for f, q in zip(p.flows, p.probabilities,
                                                              strict=True)}
     # a population's row: its flows' routes, weighted by its share of all requests
-    res = solve_open(view, merged, build_stations(view), duration_s, populations=mixes)
-    return res
-
-
-def is_plain(workload) -> bool:
-    """One population running every flow by its weight: the single-class solvers' case."""
-    return isinstance(workload, (OpenWorkload, ClosedWorkload)) and workload.flows is None
+    return solve_open(view, merged, build_stations(view), duration_s, populations=mixes)
