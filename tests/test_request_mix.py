@@ -184,3 +184,20 @@ def test_one_population_on_some_flows_has_its_population_row_in_the_twin_too():
     assert pops.loc["page+search", "mean_s"] == pooled["mean_s"]
     run = cs.simulate(shop(), load, 200, 20, seed=3)
     assert list(run.latency(by="population")["flow"]) == ["page+search"]
+
+
+def test_a_review_and_a_saturation_search_name_a_host_that_runs_out_of_cores():
+    from capsim.experiment.review import capacity_review
+
+    E_ = cs.Exponential
+    system = cs.System(
+        [cs.Service("app", 16, E_(0.01), host="box"), cs.Database("db", 8, E_(0.003), host="box")],
+        [cs.Flow("page", 1.0, [cs.Call("app", calls=[cs.Read("db", visits=2)])])],
+        hosts=[cs.Host("box", cores=1)])
+    load = cs.MixedWorkload([cs.ClosedWorkload(4, E_(1.0)), cs.OpenWorkload(10, 1.0)])
+    review = capacity_review(system, load, cs.Budget(p99_s=0.5), points=3, replications=2,
+                             duration_s=20, store=None, progress=False, processes=1)
+    assert "host box" in review.recommendation
+    search = cs.find_saturation(system, load, cs.Budget(p99_s=0.25), duration_s=20,
+                                replications=2, seed=1, processes=1, rel_tol=0.2)
+    assert search.bottleneck == "box"

@@ -85,9 +85,18 @@ def _recommend(system, result: SweepResult, target: float, budget: Budget) -> st
     if load.empty:
         return "No component is loaded enough to size."
     station = load.idxmax()
-    owner = next(s.component for s in system.stations() if s.name == station)
     # a component's load is its busiest station's; its capacity scales with that
     factor = load[station] / TARGET_UTILIZATION
+    host = next((h for h in system.hosts if h.name == station), None)
+    if host is not None:  # the box's cores are what runs out
+        if factor <= 1:
+            return (f"At {point['users']:,.0f} users the busiest part, host {station}, is at "
+                    f"{load[station]:.0%}: no change needed for the headroom.")
+        return (f"At {point['users']:,.0f} users host {station} ({host.cores} cores) would be "
+                f"offered {load[station]:.0%} of its cores. Give it {factor:.1f}x the core "
+                f"capacity to keep it at {TARGET_UTILIZATION:.0%}: a bigger box (more or faster "
+                "cores), or move a component off it.")
+    owner = next(s.component for s in system.stations() if s.name == station)
     component = system.component(owner)
     kind = type(component).__name__
     if factor <= 1:

@@ -243,9 +243,9 @@ def bottlenecks(result, point: int) -> tuple[str, str]:
     util = comp[comp["metric"] == "utilization"].set_index("component")["mean"]
     offered = comp[comp["metric"] == "offered_load"].set_index("component")["mean"]
     util = util.where(util.notna(), offered)
-    visits = result.system.visits()
+    visits = result.system.visits()  # a host's row has no visits of its own: no share
     resp = comp[comp["metric"] == "mean_response_s"].set_index("component")["mean"]
-    share = pd.Series({k: visits[k] * resp.get(k, np.nan) for k in util.index})
+    share = pd.Series({k: visits.get(k, np.nan) * resp.get(k, np.nan) for k in util.index})
     by_latency = share.idxmax() if share.notna().any() else util.idxmax()
     return str(util.idxmax()), str(by_latency)
 
