@@ -328,8 +328,8 @@ class Count(Distribution):
         return k, p / p.sum()
 
     def scaled(self, mean: float) -> Count:
-        return replace(self, mean_count=check_number(self._owner(), "mean", mean,
-                                                     strict=False))
+        """The same kind of count with a new mean (its constructor takes ``mean``)."""
+        return type(self)(check_number(self._owner(), "mean", mean, strict=False))
 
 
 @dataclass(frozen=True)

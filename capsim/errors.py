@@ -20,6 +20,15 @@ class RunLengthWarning(UserWarning):
     relaxation times of the slowest queue (see ``capsim.engine.stability``)."""
 
 
+def did_you_mean(name: Any, known) -> str:
+    """`` (did you mean 'search'?)`` for the closest of ``known``, or "" when none is close:
+    the hint every unknown-name error gives."""
+    import difflib
+
+    hint = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
 def fail(owner: str, field: str, expected: str, value: Any) -> ModelError:
     """Build the house-style error: ``Service('web').servers: must be >= 1, got 0``."""
     return ModelError(f"{owner}.{field}: {expected}, got {value!r}")

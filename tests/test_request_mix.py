@@ -136,6 +136,7 @@ def test_visits_and_own_demands_change_the_offered_load_as_the_twin_says():
     assert load["web"] == pytest.approx(50 * (0.01 + 6 * 0.001) / 4, rel=1e-5)
     k, p = cs.Poisson(mean=6).support()
     assert p.sum() == pytest.approx(1.0) and (k * p).sum() == pytest.approx(6, rel=1e-5)
+    assert cs.Geometric(mean=4).scaled(6) == cs.Geometric(mean=6)
     draws = cs.Geometric(mean=4).sample(np.random.default_rng(1), 200_000)
     assert draws.min() == 0 and draws.mean() == pytest.approx(4, rel=0.02)
 

@@ -10,8 +10,6 @@ that hands a message to the consumers.
 
 from __future__ import annotations
 
-import difflib
-
 import numpy as np
 import simpy
 
@@ -32,7 +30,7 @@ from capsim.engine.steps import (
 )
 from capsim.engine.stores import CacheState, DbStats
 from capsim.engine.streams import Draws, seed_sequence, stream
-from capsim.errors import ModelError
+from capsim.errors import ModelError, did_you_mean
 from capsim.model import CDN, Cache, Database, MessageQueue, Service, System
 from capsim.model import lowering as low
 
@@ -72,8 +70,7 @@ class Network:
 
     def __getitem__(self, name: str) -> Station:
         if name not in self.stations:
-            hint = difflib.get_close_matches(name, self.stations, n=1)
-            did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+            did_you = did_you_mean(name, self.stations)
             raise ModelError(f"Network: no component or station named {name!r}{did_you}; "
                              f"stations: {', '.join(self.stations)}")
         return self.stations[name]

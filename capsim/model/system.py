@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from capsim.errors import ModelError, check_name, check_number, fail
+from capsim.errors import ModelError, check_name, check_number, did_you_mean, fail
 from capsim.model import lowering
 from capsim.model.components import (
     CDN,
@@ -62,8 +61,7 @@ class System:
         for flow in flows:
             for name in flow.components():
                 if name not in known:
-                    hint = difflib.get_close_matches(name, known, n=1)
-                    did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+                    did_you = did_you_mean(name, known)
                     raise ModelError(
                         f"Flow({flow.name!r}).steps: unknown component {name!r}{did_you}; "
                         f"known: {', '.join(sorted(known))}"
@@ -120,8 +118,7 @@ class System:
         for c in components:
             host = getattr(c, "host", None)
             if host is not None and host not in host_names:
-                hint = difflib.get_close_matches(host, host_names, n=1)
-                did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+                did_you = did_you_mean(host, host_names)
                 listed = ", ".join(sorted(host_names)) or "none: add System(hosts=[Host(...)])"
                 raise ModelError(f"{c.label}.host: unknown host {host!r}{did_you}; hosts: "
                                  f"{listed}")
@@ -146,8 +143,7 @@ class System:
         for c in self.components:
             if c.name == name:
                 return c
-        hint = difflib.get_close_matches(name, [c.name for c in self.components], n=1)
-        did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+        did_you = did_you_mean(name, [c.name for c in self.components])
         raise ModelError(f"System.components: no component named {name!r}{did_you}")
 
     def stations(self) -> tuple[lowering.StationSpec, ...]:

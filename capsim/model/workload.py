@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from capsim.dists import Distribution, Exponential
-from capsim.errors import ModelError, check_int, check_name, check_number, fail
+from capsim.errors import ModelError, check_int, check_name, check_number, did_you_mean, fail
 from capsim.model.profiles import Profile
 
 PEAK_WINDOW_S = 300.0  # a time-varying load is judged at its busiest five minutes
@@ -172,8 +171,7 @@ class MixedWorkload:
 
     def population(self, name: str) -> Population:
         if name not in self.names:
-            hint = difflib.get_close_matches(name, self.names, n=1)
-            did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+            did_you = did_you_mean(name, self.names)
             raise ModelError(f"MixedWorkload.population: no population named {name!r}"
                              f"{did_you}; populations: {', '.join(self.names)}")
         return self.populations[self.names.index(name)]
@@ -221,8 +219,7 @@ def shares(system, workload: Workload) -> tuple[Share, ...]:
         chosen = tuple(weights) if w.flows is None else w.flows
         for flow in chosen:
             if flow not in weights:
-                hint = difflib.get_close_matches(flow, weights, n=1)
-                did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+                did_you = did_you_mean(flow, weights)
                 raise ModelError(f"{where}: unknown flow {flow!r}{did_you}; the system's "
                                  f"flows: {', '.join(weights)}")
         total = math.fsum(weights[f] for f in chosen)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from capsim.errors import ModelError, check_int, check_name, check_number
+from capsim.errors import ModelError, check_int, check_name, check_number, did_you_mean
 
 __all__ = ["COLUMNS", "DEFAULT_CATALOGUE", "Catalogue", "Instance", "load_catalogue"]
 
@@ -72,10 +72,8 @@ class Catalogue:
         for i in self.instances:
             if i.name == name:
                 return i
-        import difflib
 
-        hint = difflib.get_close_matches(name, [i.name for i in self.instances], n=1)
-        did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+        did_you = did_you_mean(name, [i.name for i in self.instances])
         raise ModelError(f"Catalogue: no instance named {name!r}{did_you}")
 
     def __iter__(self) -> Iterator[Instance]:

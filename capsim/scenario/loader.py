@@ -9,7 +9,6 @@ path, the value, what was expected, and the line it came from:
 from __future__ import annotations
 
 import ast
-import difflib
 import inspect
 import re
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 import yaml
 
 from capsim import dists
-from capsim.errors import ModelError
+from capsim.errors import ModelError, did_you_mean
 from capsim.model import Budget
 from capsim.model import components as comp_mod
 from capsim.model import flows as flow_mod
@@ -133,8 +132,7 @@ class _Builder:
         init_names = list(inspect.signature(cls).parameters)
         unknown = [k for k in data if k not in init_names]
         if unknown:
-            hint = difflib.get_close_matches(unknown[0], init_names, n=1)
-            did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+            did_you = did_you_mean(unknown[0], init_names)
             raise self.fail(_join(path, unknown[0]), f"is not a field of {cls.__name__}{did_you};"
                             f" fields: {', '.join(init_names)}", data[unknown[0]])
         if cls in COMPONENTS.values():
@@ -161,8 +159,7 @@ class _Builder:
 
     def choice(self, name: str, value: Any, choices: tuple[str, ...], path: str) -> None:
         if value not in choices:
-            hint = difflib.get_close_matches(str(value), choices, n=1)
-            did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+            did_you = did_you_mean(str(value), choices)
             raise self.fail(path, f"unknown {name}{did_you}; known: {', '.join(choices)}",
                             value)
 
@@ -201,8 +198,7 @@ class _Builder:
             raise self.fail(path, f"must be {what} such as {{{next(iter(table))}: {{...}}}}",
                             value)
         if kind not in table:
-            hint = difflib.get_close_matches(str(kind), table, n=1)
-            did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+            did_you = did_you_mean(str(kind), table)
             raise self.fail(path, f"unknown {what.removeprefix('a ')}{did_you}; known: "
                             f"{', '.join(table)}", kind)
         if kind == "Empirical" and isinstance(args, list):
@@ -257,8 +253,7 @@ def load_scenario(source: str | Path) -> Scenario:
     b = _Builder(lines)
     unknown = [k for k in data if k not in TOP_LEVEL]
     if unknown:
-        hint = difflib.get_close_matches(unknown[0], TOP_LEVEL, n=1)
-        did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+        did_you = did_you_mean(unknown[0], TOP_LEVEL)
         raise b.fail(unknown[0], f"is not a scenario section{did_you}; sections: "
                      f"{', '.join(TOP_LEVEL)}", data[unknown[0]])
     for required in ("components", "flows", "workload"):
@@ -321,8 +316,7 @@ def _check_population_flows(b: _Builder, workload, known: list[str]) -> None:
         base = f"workload.populations[{i}]" if mixed else "workload"
         for j, flow in enumerate(w.flows or ()):
             if flow not in known:
-                hint = difflib.get_close_matches(flow, known, n=1)
-                did_you = f" (did you mean {hint[0]!r}?)" if hint else ""
+                did_you = did_you_mean(flow, known)
                 raise b.fail(f"{base}.flows[{j}]", f"unknown flow{did_you}; the system's "
                              f"flows: {', '.join(known)}", flow)
 
