@@ -13,12 +13,9 @@
 """
 
 from capsim.calibrate.fit import FAMILIES, FIT_COLUMNS, FitReport, fit_service_time, read_durations
-from capsim.calibrate.loadtest import (
-    LOADTEST_COLUMNS,
-    read_k6_summary,
-    read_load_test,
-    read_locust_history,
-)
+from capsim.calibrate.k6 import read_k6_summary
+from capsim.calibrate.loadtest import LOADTEST_COLUMNS, read_load_test
+from capsim.calibrate.locust import read_locust_history
 from capsim.calibrate.usl import USLFit
 from capsim.calibrate.usl import fit as fit_usl
 from capsim.calibrate.weibull import Weibull
