@@ -20,6 +20,11 @@ class RunLengthWarning(UserWarning):
     relaxation times of the slowest queue (see ``capsim.engine.stability``)."""
 
 
+class MeasurementWarning(UserWarning):
+    """A measurement file cannot give some of what is asked of it (Locust's default CSV has
+    no per-step percentiles, say): the numbers it cannot give are NaN, and this says why."""
+
+
 def did_you_mean(name: Any, known) -> str:
     """`` (did you mean 'search'?)`` for the closest of ``known``, or "" when none is close:
     the hint every unknown-name error gives."""

@@ -17,10 +17,13 @@ import pandas as pd
 from capsim.errors import fail
 
 __all__ = ["LOADTEST_COLUMNS", "read_load_test"]
+
 LOADTEST_COLUMNS = [
     "source",  # file name the row was read from
     "step",  # 0, 1, ... within the source (k6: the file's position in the list)
     "concurrency",  # virtual users (k6 VUs, Locust users)
+    "arrival_rate_per_s",  # offered arrivals per s of an open-loop (arrival-rate) step; NaN for
+    # closed loops, where the users' think time, not the tool, sets the rate
     "duration_s",  # length of the measured window
     "requests",  # requests completed in the window, failed ones included
     "throughput_per_s",  # successful responses per second
@@ -30,6 +33,7 @@ LOADTEST_COLUMNS = [
     "p99_s",  # NaN when the tool was not asked for it
     "error_rate",  # failed / requests (NaN if the tool did not report failures)
 ]
+
 
 def _paths(paths, owner: str) -> list[Path]:
     if isinstance(paths, (str, Path)):
