@@ -1,5 +1,5 @@
 """The ``capsim`` command (also ``python -m capsim``): run, sweep, saturation, compare, review,
-demo, schema.
+loadtest, demo, schema.
 
 Exit codes: 0 success (and, for ``review``, the budget holds; for ``demo``, the case study's
 verdicts are the ones it tells), 1 the budget fails (``demo``: a verdict changed), 2 a bad
@@ -28,6 +28,8 @@ EPILOG = {
               "--peak-users 10000 --headroom 2x --out reports/review",
     "compare": "example: capsim compare data/scenarios/ecommerce_monolith.yaml --component "
                "postgres --vertical memory-16,fast-32 --horizontal general-8x3",
+    "loadtest": "example: capsim loadtest data/scenarios/ecommerce_scaled.yaml --peak-users 10000 "
+                "--headroom 2x --budget p99=200ms --k6 plan.js --locust locustfile.py",
     "demo": "example: capsim demo --out reports  (the case study before and after)",
     "schema": "example: capsim schema > capsim-scenario.schema.json",
 }
@@ -96,6 +98,18 @@ def _parse_factor(text: str) -> float:
         return float(text.rstrip("xX"))
     except ValueError:
         raise UsageError(f"--headroom: write e.g. 2x, got {text!r}") from None
+
+
+def parse_seconds(text: str, flag: str) -> float:
+    """``90``, ``90s``, ``5m``, ``1h``, ``500ms`` -> seconds."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*(ms|s|m|min|h)?\s*", str(text))
+    if not m:
+        raise UsageError(f"{flag}: write e.g. 300s, 5m or 1h, got {text!r}")
+    value = float(m.group(1)) * {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
+                                  None: 1.0}[m.group(2)]
+    if value <= 0:
+        raise UsageError(f"{flag}: must be longer than 0, got {text!r}")
+    return value
 
 
 def _load(args):
@@ -198,6 +212,41 @@ def cmd_review(args) -> int:
         print(review.recommendation)
         print(f"report: {paths['html']} and {paths['markdown']}")
     return 0 if review.passed else 1
+
+
+def cmd_loadtest(args) -> int:
+    """Plan a load test at peak and headroom: a k6 script and/or a Locust file, each threshold
+    printed beside what the simulation expects of it."""
+    from capsim.experiment.loadtest import plan_load_test
+
+    if args.k6 is None and args.locust is None:
+        raise UsageError("give --k6 PLAN.js and/or --locust LOCUSTFILE.py to write")
+    sc = _load(args)
+    levels = None
+    if args.levels:
+        try:
+            levels = tuple(float(v.strip().rstrip("xX")) for v in args.levels.split(","))
+        except ValueError:
+            raise UsageError(f"--levels: write factors of the peak, e.g. 0.5,1,2, got "
+                             f"{args.levels!r}") from None
+    hold = parse_seconds(args.hold, "--hold")
+    plan = plan_load_test(
+        sc.system, sc.workload, _budget(args, sc), peak_users=args.peak_users,
+        headroom=_parse_factor(args.headroom), levels=levels,
+        ramp_s=parse_seconds(args.ramp, "--ramp"), hold_s=hold,
+        replications=args.replications or sc.run.replications,
+        duration_s=args.duration or min(hold, sc.run.duration_s), warmup_s=sc.run.warmup_s,
+        seed=sc.run.seed, scenario=sc.name, progress=not args.json)
+    paths = plan.write(args.k6, args.locust, base_url=args.base_url)
+    if args.json:
+        print(json.dumps({"scenario": sc.name, "files": {k: str(v) for k, v in paths.items()},
+                          "stages": _records(plan.stages),
+                          "thresholds": _records(plan.expectations)}, indent=2))
+    else:
+        print(plan.summary())
+        for tool, path in paths.items():
+            print(f"{tool}: {path}")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -343,6 +392,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=10, help="user counts in the sweep")
     p.add_argument("--replications", type=int)
     p.add_argument("--out", type=Path, default=Path("reports/review"), help="report folder")
+    p = add("loadtest", cmd_loadtest, "Plan a load test at peak and headroom x peak: write a k6 "
+            "script and/or a Locust file, with what the simulation expects of each threshold.")
+    p.add_argument("--budget", help="the thresholds, e.g. p99=200ms,errors=1%% (default: the "
+                   "scenario's)")
+    p.add_argument("--peak-users", type=float, help="today's peak (default: the scenario's)")
+    p.add_argument("--headroom", default="2x", help="the top load level (2x)")
+    p.add_argument("--levels", help="load levels as factors of the peak, e.g. 0.5,1,1.5,2 "
+                   "(default: 1 and the headroom)")
+    p.add_argument("--ramp", default="60s", help="ramp before each hold (60s)")
+    p.add_argument("--hold", default="5m", help="length of each hold (5m)")
+    p.add_argument("--replications", type=int)
+    p.add_argument("--k6", type=Path, help="write the k6 script here")
+    p.add_argument("--locust", type=Path, help="write the Locust file here")
+    p.add_argument("--base-url", default="http://127.0.0.1:8080",
+                   help="the system under test, if BASE_URL / --host is not given at run time")
     p = add("demo", cmd_demo, "Review the bundled case study before and after (what `make "
             "run` shows); exits 1 if a verdict differs from the case study's.")
     p.add_argument("--points", type=int, help=f"user counts per sweep ({DEMO_RUNS['points']})")

@@ -68,7 +68,7 @@ class StubServer:
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(workers)
         self._present = 0  # requests in service or waiting
-        self._server = ThreadingHTTPServer((host, int(port)), _handler(self))
+        self._server = _QuietServer((host, int(port)), _handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -129,6 +129,16 @@ class StubServer:
                 self._present -= 1
                 self.served += 1
                 self.service_times_s.append(took)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (a load tool stopping) is normal, not an error."""
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
