@@ -141,6 +141,11 @@ def test_the_plan_runs_in_real_k6_and_the_measured_holds_match_the_expectation(p
         assert p99 < 0.2 and expected["expect"] == "pass"
         assert metrics[f"http_req_duration{{stage:{stage.stage}}}"]["thresholds"] == {
             "p(99)<200": False}
+    compared = plan.compare(tmp_path / "s.json")
+    assert len(compared) == len(plan.expectations)
+    assert compared["k6_passed"].all() and compared["as_expected"].all()
+    limits = plan.expectations["limit"].to_numpy()
+    assert (compared["measured"].to_numpy() < limits).all()  # p99 < 200 ms, errors < 1%
 
 
 @needs_locust

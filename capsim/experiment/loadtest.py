@@ -287,6 +287,45 @@ class LoadTestPlan:
         ]
         return "\n".join(header + classes + [""] + footer)
 
+    def compare(self, k6_summary: str | Path) -> pd.DataFrame:
+        """Each threshold beside what a real k6 run of the plan measured.
+
+        ``k6_summary``: the JSON of ``k6 run --summary-export`` or of ``handleSummary``. Adds
+        ``measured`` (the statistic k6 judged: p(99) in seconds, or the failed share),
+        ``k6_passed`` (k6's own verdict) and ``as_expected`` (True / False where the plan
+        expected pass or fail, NaN where it was unsure).
+        """
+        path = Path(k6_summary)
+        try:
+            metrics = json.loads(path.read_text(encoding="utf-8"))["metrics"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise fail("LoadTestPlan.compare", "k6_summary", "must be the JSON of k6 "
+                       "--summary-export or handleSummary", f"{path} ({exc})") from None
+        rows = []
+        for row in self.expectations.itertuples():
+            metric, expr = row.threshold.split(" ", 1)
+            m = metrics.get(metric)
+            if m is None:
+                raise fail("LoadTestPlan.compare", "k6_summary", f"must hold the plan's "
+                           f"metric {metric} (was it written by a run of this plan?)", str(path))
+            values = m.get("values", m)
+            stat = expr.split("<", 1)[0]
+            if stat == "rate":
+                measured = float(values.get("rate", values.get("value", math.nan)))
+            else:
+                measured = float(values.get(stat, math.nan)) / 1e3
+            verdict = m.get("thresholds", {}).get(expr)
+            # --summary-export marks a crossed threshold true; handleSummary says {"ok": ...}
+            passed = (bool(verdict["ok"]) if isinstance(verdict, dict)
+                      else not bool(verdict) if verdict is not None else math.nan)
+            expected = {"pass": True, "fail": False}.get(row.expect)
+            rows.append({"threshold": row.threshold, "expect": row.expect,
+                         "simulated": row.mean, "ci_low": row.ci_low, "ci_high": row.ci_high,
+                         "measured": measured, "k6_passed": passed,
+                         "as_expected": math.nan if expected is None or passed is math.nan
+                         else passed == expected})
+        return pd.DataFrame(rows)
+
     def write(self, k6: str | Path | None = None, locust: str | Path | None = None,
               base_url: str = "http://127.0.0.1:8080") -> dict[str, Path]:
         """Write the k6 script and/or the Locust file; returns the paths written."""
