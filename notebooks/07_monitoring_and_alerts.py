@@ -39,7 +39,15 @@ import pandas as pd
 
 import capsim as cs
 from capsim.experiment import twin_saturation
-from capsim.monitor import Alert, evaluate, lead_times, slo_alerts, write_prometheus
+from capsim.monitor import (
+    Alert,
+    evaluate,
+    grafana_dashboard,
+    lead_times,
+    prometheus_rules,
+    slo_alerts,
+    write_prometheus,
+)
 from capsim.report.dashboard import dashboard
 from capsim.report.timeaxis import DayClock
 from capsim.units import format_clock, format_duration
@@ -281,6 +289,20 @@ with tempfile.TemporaryDirectory() as tmp:
     lines = path.read_text().splitlines()
 print("\n".join(lines[:4] + ["..."] + lines[-2:]))
 print(f"{len(lines):,} lines, {sum(not x.startswith('#') for x in lines):,} samples")
+
+# %% [markdown]
+# The alert that was simulated is the alert to deploy: the same rules as a Prometheus rule file
+# (evaluated every window, as here; `promtool test rules` agrees with capsim's evaluation, see
+# `tests/test_prometheus_rules.py`), and a Grafana dashboard with a panel per component that
+# draws each rule's threshold and the budget.
+
+# %%
+deploy = [rules["CPU > 80% for 5 min"], rules["p99 > 200 ms for 1 min"]]
+print(prometheus_rules(deploy, budget=budget, interval_s=WINDOW_S, timeseries=ts,
+                       match={"scenario": "launch-day"}))
+board = grafana_dashboard(alerts=deploy, budget=budget, timeseries=ts, title="launch day",
+                          match={"scenario": "launch-day"})
+print(f"Grafana dashboard {board['title']!r}: " + ", ".join(p["title"] for p in board["panels"]))
 
 # %% [markdown]
 # ## The answer
