@@ -132,7 +132,10 @@ class StubServer:
 
 
 class _QuietServer(ThreadingHTTPServer):
-    """A client that hangs up mid-answer (a load tool stopping) is normal, not an error."""
+    """A client that hangs up mid-answer (a load tool stopping) is normal, not an error; a
+    load tool opens many connections at once (the default backlog of 5 made some wait 1 s)."""
+
+    request_queue_size = 1024
 
     def handle_error(self, request, client_address) -> None:
         import sys
