@@ -1,6 +1,8 @@
-"""Experiments over many runs: replications, sweeps, saturation search, the result store."""
+"""Experiments over many runs: replications, sweeps, saturation search, the result store, and
+the load test planned by simulating it first."""
 
 from capsim.experiment.growth import growth, growth_curve
+from capsim.experiment.loadtest import LoadTestPlan, plan_load_test
 from capsim.experiment.replications import Replications, replicate
 from capsim.experiment.saturation import Saturation, SaturationSearch, find_saturation
 from capsim.experiment.stats import ci_table, mean_ci
@@ -10,6 +12,7 @@ from capsim.experiment.twin import twin_breaks_on, twin_gap, twin_saturation
 from capsim.experiment.warmup import detect_warmup, mser
 
 __all__ = [
+    "LoadTestPlan",
     "NullStore",
     "Replications",
     "ResultStore",
@@ -24,6 +27,7 @@ __all__ = [
     "growth_curve",
     "mean_ci",
     "mser",
+    "plan_load_test",
     "replicate",
     "sweep",
     "twin_breaks_on",
