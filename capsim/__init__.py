@@ -22,7 +22,7 @@ _EXPORTS: dict[str, str] = {  # public name -> the module that defines it
         "Network", "RunResult", "simulate",
     ], "capsim.engine"),
     **dict.fromkeys([
-        "ModelError", "RunLengthWarning",
+        "MeasurementWarning", "ModelError", "RunLengthWarning",
     ], "capsim.errors"),
     **dict.fromkeys([
         "Replications", "ResultStore", "SweepResult", "find_saturation", "growth", "replicate",
@@ -70,7 +70,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run
         Poisson,
     )
     from capsim.engine import Network, RunResult, simulate
-    from capsim.errors import ModelError, RunLengthWarning
+    from capsim.errors import MeasurementWarning, ModelError, RunLengthWarning
     from capsim.experiment import (
         Replications,
         ResultStore,
@@ -115,7 +115,8 @@ __all__ = [
     "Count", "Geometric", "Host", "MixedWorkload", "Poisson",
     "Database", "Delay", "Deterministic", "Distribution", "Diurnal", "Empirical", "Erlang",
     "Exponential", "Flow", "Gamma", "Growth", "HyperExponential", "LogNormal", "MessageQueue",
-    "ModelError", "Network", "OpenWorkload", "Outage", "Piecewise", "Profile", "Publish", "Read",
+    "MeasurementWarning", "ModelError", "Network", "OpenWorkload", "Outage", "Piecewise",
+    "Profile", "Publish", "Read",
     "Replications", "ResultStore", "RunLengthWarning", "RunResult", "Service", "Spike",
     "SweepResult", "System", "Workload", "Write", "find_saturation", "growth", "replace",
     "replicate", "simulate", "sweep", "analytic", "monitor",

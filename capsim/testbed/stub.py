@@ -4,8 +4,9 @@ Real load-test tools (k6, Locust) need something real to load. A service whose t
 lets their files be checked against theory: ``workers`` requests are served at once, each
 holding its worker for a service time drawn from a capsim distribution (a sleep: the server
 waits, it does not burn the CPU, so the load generator on the same machine is not slowed); at
-most ``queue_capacity`` more wait for a worker (in about arrival order); one more is refused at once
-with ``503``, a fast failure. That is the M/G/c/K station capsim models as
+most ``queue_capacity`` more wait for a worker, first come first served (a freed worker is
+handed straight to the oldest waiting request, never taken by a newcomer); one more is refused
+at once with ``503``, a fast failure. That is the M/G/c/K station capsim models as
 ``Service(servers=workers, queue_capacity=queue_capacity)``.
 
 Every path answers ``200 ok`` after its service; ``/health`` answers at once. The server keeps
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -66,7 +68,8 @@ class StubServer:
         self._rng = np.random.default_rng(seed)
         self._draws = iter(())
         self._lock = threading.Lock()
-        self._slots = threading.Semaphore(workers)
+        self._free = workers  # idle workers
+        self._waiting: deque[threading.Event] = deque()  # requests queued for one, oldest first
         self._present = 0  # requests in service or waiting
         self._server = _QuietServer((host, int(port)), _handler(self))
         self._server.daemon_threads = True
@@ -116,16 +119,28 @@ class StubServer:
             return True
 
     def serve(self) -> None:
-        """Wait for a worker, hold it for one service time, let it go."""
+        """Wait for a worker (first come, first served), hold it for one service time, hand
+        it to the oldest waiting request."""
         demand = self._draw()
-        self._slots.acquire()
+        with self._lock:
+            turn = None
+            if self._free > 0 and not self._waiting:
+                self._free -= 1
+            else:
+                turn = threading.Event()
+                self._waiting.append(turn)
+        if turn is not None:
+            turn.wait()  # set by the request that hands its worker over
         try:
             start = time.perf_counter()
             time.sleep(demand)
             took = time.perf_counter() - start
         finally:
-            self._slots.release()
             with self._lock:
+                if self._waiting:
+                    self._waiting.popleft().set()  # the worker goes straight to the next
+                else:
+                    self._free += 1
                 self._present -= 1
                 self.served += 1
                 self.service_times_s.append(took)

@@ -4,8 +4,8 @@
 
 The system is the one notebook 08 models: 8 workers, LogNormal(mean 20 ms, cv 1) service times,
 a queue of at most 48 (capacity 8 / 0.020 s = 400 requests/s; a full queue answers a fast 503).
-Each run gets its own fresh server on 127.0.0.1 (so its counts are its own; listen backlog
-raised to 256, see below), stopped afterwards; what the server saw is written to
+Each run gets its own fresh server on 127.0.0.1 (so its counts are its own), stopped
+afterwards; what the server saw is written to
 ``stub_truth.json`` next to the fixtures. The numbers are whatever the run measured: k6 and the
 Python server share this machine's cores, so expect some client overhead near saturation.
 See data/measurements/k6/README.md.
@@ -24,14 +24,7 @@ import time
 from pathlib import Path
 
 import capsim as cs
-from capsim.testbed import stub as stub_module
 from capsim.testbed.stub import StubServer
-
-# socketserver's default listen backlog is 5: when 25-100 VUs connect at once, the kernel drops
-# SYNs past it and k6 waits out TCP's retransmission (1 s, 3 s, ... once even ~57 s, seen in a
-# first recording), which is the client's connect, not the queue being measured. A backlog of
-# 256 lets every VU connect at once; the queueing (workers, queue_capacity, 503) is unchanged.
-stub_module.ThreadingHTTPServer.request_queue_size = 256
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "k6"
