@@ -109,6 +109,10 @@ def test_closed_users_become_ramping_vus_that_think(tmp_path):
     closed = cs.ClosedWorkload(users=10, think_time=cs.Exponential(0.1))
     plan = short_plan(workload=closed)
     assert plan.stages["users"].tolist() == [10, 20]
+    # closed users send what their loop lets them: users / (think + response), simulated
+    loop_s = 0.1 + SERVICE.mean
+    assert plan.stages["requests_per_s"].tolist() == pytest.approx([10 / loop_s, 20 / loop_s],
+                                                                   rel=0.1)
     script = plan.write(k6=tmp_path / "plan.js")["k6"]
     assert "sleep(-Math.log(1 - Math.random()) * 0.1)" in script.read_text()
     options = json.loads(subprocess.run([K6, "inspect", str(script)], capture_output=True,

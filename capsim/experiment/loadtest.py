@@ -59,9 +59,11 @@ class LoadTestPlan:
     """The planned test: its stages, the flows' shares, and what the simulation expects.
 
     ``stages``: one row per hold (:data:`STAGE_COLUMNS`; times in seconds from the start, the
-    ramp to a hold runs from ``ramp_from_s`` to ``start_s``). ``expectations``: one row per
-    threshold (:data:`EXPECT_COLUMNS`); ``expect`` is ``"pass"``, ``"fail"`` or ``"unsure"``
-    (the interval straddles the limit, or the runs were too short to judge a tail).
+    ramp to a hold runs from ``ramp_from_s`` to ``start_s``; ``requests_per_s`` is the offered
+    rate of open populations, or the simulated throughput where there are closed users).
+    ``expectations``: one row per threshold (:data:`EXPECT_COLUMNS`); ``expect`` is
+    ``"pass"``, ``"fail"`` or ``"unsure"`` (the interval straddles the limit, or the runs were
+    too short to judge a tail).
     """
 
     scenario: str
@@ -445,6 +447,12 @@ def plan_load_test(system, workload, budget: Budget, *, peak_users: float | None
     run_s = float(duration_s if duration_s is not None else hold_s)
     result = sweep(system, growth(workload, users=users), replications, seed,
                    duration_s=run_s, warmup_s=warmup_s, progress=progress, store=store)
+    if any(isinstance(s.workload, ClosedWorkload) for s in parts[0]):
+        # closed users send what their think time and the response times let them: the rate
+        # a stage runs at is the simulated throughput, not a number the plan sets
+        x = result.metric("throughput_per_s")
+        stages["requests_per_s"] = [
+            float(x["mean"].iloc[int(np.argmin(np.abs(x["users"] - u)))]) for u in users]
     flows = sorted({f for share in parts[0] for f in share.flows})
     expectations = _expectations(result, budget, stages, flows)
     return LoadTestPlan(scenario, budget, peak, headroom, stages, expectations, parts, ramp_s,
