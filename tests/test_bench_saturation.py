@@ -1,17 +1,18 @@
-"""The saturation benchmark still runs (a tiny smoke run; speed is never asserted in tests)."""
+"""The saturation benchmark still runs (a tiny smoke run on the M/M/4, whose answer is exact; the
+e-commerce system costs its twin most of the time and runs the same code; speed is never
+asserted in tests)."""
 
 import pytest
 
 
 def test_bench_saturation_quick(capsys, load_bench):
     bench = load_bench("saturation")
-    assert bench.main(["--quick"]) == 0
+    assert bench.main(["--quick", "--systems", "mm4"]) == 0
     table = capsys.readouterr().out
-    for system in ("example", "mm4"):
-        assert f"| {system} | grid (6 points) |" in table
-        assert f"| {system} | adaptive, rel_tol 12.0%, reps 2..4 |" in table
-        assert f"| {system} | adaptive, rel_tol 6.0%, reps 2..4 |" in table
-        assert f"| {system} | adaptive, rel_tol 6.0%, reps 2 |" in table
+    assert "| mm4 | grid (6 points) |" in table
+    assert "| mm4 | adaptive, rel_tol 12.0%, reps 2..4 |" in table
+    assert "| mm4 | adaptive, rel_tol 6.0%, reps 2..4 |" in table
+    assert "| mm4 | adaptive, rel_tol 6.0%, reps 2 |" in table
     # the exact M/M/4 answer is computed, and shown next to every mm4 row
     exact = bench.mm4_exact_users()
     assert f"{exact:,.0f} (" in table
