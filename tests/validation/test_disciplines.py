@@ -28,11 +28,12 @@ E = cs.Exponential
 REPS = 8
 
 
-def run(system: cs.System, rate: float, customers: int, seed: int, reps: int = REPS):
-    """Replications sized by customers each; warm-up 5% of the run."""
+def run(system: cs.System, rate: float, customers: int, seed: int, reps: int = REPS,
+        warmup: float = 0.05):
+    """Replications sized by customers each; warm-up a fraction of the run (5%)."""
     duration = customers / rate
     return replicate(system, cs.OpenWorkload(1, rate), reps, seed, duration_s=duration,
-                     warmup_s=0.05 * duration)
+                     warmup_s=warmup * duration)
 
 
 def single(discipline: str, service: cs.Distribution, servers: int = 1, **kw) -> cs.System:
@@ -43,15 +44,17 @@ def single(discipline: str, service: cs.Distribution, servers: int = 1, **kw) ->
 def test_mg1_ps_mean_response_is_insensitive_and_fcfs_is_pollaczek_khinchine():
     service = cs.HyperExponential(mean=1.0, cv=3.0)
     lam = 0.7
-    # cs^2 = 9 makes the mean converge slowly (relaxation ~ 5 s / (1 - sqrt(rho))^2 ~ 190 s)
-    ps = run(single("ps", service), lam, 160_000, seed=11, reps=10)
+    # cs^2 = 9 makes the mean converge slowly (relaxation ~ 5 s / (1 - sqrt(rho))^2 ~ 190 s):
+    # 16 x 80k customers put the 99% half-width near 4% (cap 7%); a 2% warm-up is 12
+    # relaxation times
+    ps = run(single("ps", service), lam, 80_000, seed=11, reps=16, warmup=0.02)
     assert_agrees(column(ps.latency_runs(), "flow", "f", "mean_s"), 1.0 / (1 - lam),
                   "M/H2/1-PS mean response = S / (1 - rho)", max_rel_half_width=0.07)
     assert_agrees(column(ps.components_runs(), "component", "s", "utilization"), lam,
                   "M/H2/1-PS utilization", max_rel_half_width=0.02)
     # the same seeds: each replication's first arrivals and services are its PS twin's
     # (streams are keyed by name), served in order; FCFS needs fewer to be told apart
-    fcfs = run(single("fcfs", service), lam, 60_000, seed=11, reps=10)
+    fcfs = run(single("fcfs", service), lam, 36_000, seed=11, reps=16, warmup=0.02)
     pk = 1.0 + mg1_wait(lam, 1.0, service.scv)
     f_lat = column(fcfs.latency_runs(), "flow", "f", "mean_s")
     assert_agrees(f_lat, pk, "M/H2/1-FCFS mean response (P-K)", max_rel_half_width=0.2)
