@@ -9,7 +9,9 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	# --no-compile: Python compiles what it imports on first use; byte-compiling every
+	# installed file up front (jupyterlab, locust, dask...) cost ~35 s of a fresh `make test`
+	$(PY) -m pip install --quiet --no-compile -e ".[test]"
 	touch $(STAMP)
 
 run: $(STAMP)
