@@ -72,7 +72,7 @@ H_SIM = [0.7, 0.8, 0.9, 0.95, 0.99]
 H_LINE = np.linspace(0.61, 0.995, 40)
 twin = [cs.analytic.solve(product_page(cs.replace(REDIS, hit_ratio=h)), load) for h in H_LINE]
 sims = {h: cs.replicate(product_page(cs.replace(REDIS, hit_ratio=h)), load, 3, SEED,
-                        duration_s=30, warmup_s=3) for h in H_SIM}
+                        duration_s=20, warmup_s=3) for h in H_SIM}
 pts = pd.DataFrame([{"h": h, "pg_util": r.components().query(
     "component == 'pg' and metric == 'utilization'")["mean"].item(),
     **r.latency().query("metric == 'p99_s'").iloc[0][["mean", "half_width"]]}
@@ -127,7 +127,8 @@ print(f"From 90% to 99% the database sheds {at.loc[0.9, 'pg_util'] / at.loc[0.99
 KEYS, ZIPF = 100_000, 0.9
 sizes = [1_000, 5_000, 10_000, 20_000, 50_000]
 print(", ".join(f"{n:,} keys: {che_hit_ratio(KEYS, ZIPF, n):.0%}" for n in sizes))
-needed = {h: optimize.brentq(lambda n, h=h: che_hit_ratio(KEYS, ZIPF, round(n)) - h, 10, KEYS - 1)
+needed = {h: optimize.brentq(lambda n, h=h: che_hit_ratio(KEYS, ZIPF, round(n)) - h, 10, KEYS - 1,
+                             xtol=1)  # to the key: the hit ratio is a step function of whole keys
           for h in (0.7, 0.8, 0.9)}
 print("Keys needed: " + ", ".join(f"h = {h:.0%}: {n:,.0f} ({n / KEYS:.0%} of the catalogue)"
                                   for h, n in needed.items()))
@@ -157,8 +158,8 @@ inventory = cs.Cache("redis", servers=4, service_time=cs.Exponential(0.0005), ke
 cases = [(ttl, inv) for inv in (False, True) for ttl in TTLS]
 systems = [product_page(cs.replace(inventory, ttl_s=ttl, invalidate_on_write=inv), 0.05)
            for ttl, inv in cases]
-warm = [1.2 * ttl + 60 for ttl, _ in cases]
-runs = [cs.simulate(system, load.with_users(10_000), w + 600, w, SEED)
+warm = [ttl + 60 for ttl, _ in cases]
+runs = [cs.simulate(system, load.with_users(10_000), w + 300, w, SEED)
         for system, w in zip(systems, warm, strict=True)]
 stale = pd.DataFrame([{"ttl_s": ttl, "invalidate": inv, **r.caches().iloc[0].to_dict(),
                        "pg_util": r.components().set_index("component").loc["pg", "utilization"]}
@@ -216,7 +217,7 @@ lru = cs.Cache("redis", servers=4, service_time=cs.Exponential(0.0005), keys=KEY
                zipf_s=ZIPF, capacity_keys=20_000)
 starts = {"warm (pre-loaded)": cs.replace(lru, warm=True),
           "cold (empty)": cs.replace(lru, warm=False)}
-start_runs = {name: cs.simulate(product_page(redis), load, 180, seed=SEED)
+start_runs = {name: cs.simulate(product_page(redis), load, 120, seed=SEED)
               for name, redis in starts.items()}
 fig, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
 for (name, run), color in zip(start_runs.items(), ["tab:green", "tab:red"], strict=True):
@@ -239,7 +240,7 @@ plt.show()
 
 # %%
 cold, warm_run = start_runs["cold (empty)"], start_runs["warm (pre-loaded)"]
-steady = cold.caches()["hit_ratio"].item()  # over the whole run; the warm-up is short
+steady = cold.with_warmup(60).caches()["hit_ratio"].item()  # once the first minute is over
 hits = cold.hit_ratio_timeseries()
 smooth = hits["hit_ratio"].rolling(5, min_periods=1).mean()
 t90 = hits.loc[smooth >= 0.9 * steady, "time_s"].iloc[0]
