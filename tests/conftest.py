@@ -21,14 +21,3 @@ def load_bench():
         return module
 
     return load
-
-
-@pytest.fixture(scope="session")
-def dask_cluster():
-    """One local dask cluster for the tests that compare dask with serial runs (they share the
-    xdist group "dask", so one worker starts it once)."""
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
-        yield cluster

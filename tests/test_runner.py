@@ -100,7 +100,9 @@ def test_a_broken_pool_is_reported_and_the_next_experiment_gets_a_fresh_one():
 
 
 @pytest.mark.xdist_group("dask")
-def test_comparisons_give_equal_results_serial_in_processes_and_on_dask(dask_cluster):
+def test_comparisons_give_equal_results_serial_in_processes_and_on_dask():
+    from distributed import LocalCluster
+
     one_tier = cs.System([cs.Service("web", 1, E(0.01))], [cs.Flow("page", 1.0,
                                                                   [cs.Call("web")])])
     box = cs.scaling.Instance("box-2", "test", 2, 1.0, 8.0, 0.10)
@@ -110,8 +112,10 @@ def test_comparisons_give_equal_results_serial_in_processes_and_on_dask(dask_clu
               replications=2, seed=3)
     serial = compare_module.compare(one_tier, "web", **options, processes=1, **kw)
     pooled = compare_module.compare(one_tier, "web", **options, processes=2, **kw)
-    dask = compare_module.compare(one_tier, "web", **options,
-                                  cluster=dask_cluster.scheduler_address, **kw)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        dask = compare_module.compare(one_tier, "web", **options,
+                                      cluster=cluster.scheduler_address, **kw)
     for other in (pooled, dask):
         pd.testing.assert_frame_equal(serial.table(), other.table())
         pd.testing.assert_frame_equal(serial.runs.drop(columns="wall_s"),

@@ -40,16 +40,17 @@ def test_growth_builds_workloads_and_curves():
 
 
 @pytest.mark.xdist_group("dask")
-def test_serial_processes_and_dask_give_equal_results(dask_cluster):
-    from distributed import Client
+def test_serial_processes_and_dask_give_equal_results():
+    from distributed import Client, LocalCluster
 
     kw = dict(replications=3, seed=5, duration_s=60, store=None, progress=False)
     serial = sweep_module.sweep(small_system(), LOADS, processes=1, **kw)
     pooled = sweep_module.sweep(small_system(), LOADS, processes=2, **kw)
-    with Client(dask_cluster) as client:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
         dask = sweep_module.sweep(small_system(), LOADS, executor=client.get_executor(), **kw)
-    by_address = sweep_module.sweep(small_system(), LOADS,
-                                    cluster=dask_cluster.scheduler_address, **kw)
+        by_address = sweep_module.sweep(small_system(), LOADS, cluster=cluster.scheduler_address,
+                                        **kw)
     pd.testing.assert_frame_equal(rows(serial), rows(pooled))
     pd.testing.assert_frame_equal(rows(serial), rows(dask))
     pd.testing.assert_frame_equal(rows(serial), rows(by_address))
