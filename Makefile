@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test lab bench lint clean
 
+# --no-compile: Python compiles what it imports on first use; byte-compiling every installed
+# file up front (jupyterlab, locust, dask...) cost ~35 s of a fresh `make test`
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# --no-compile: Python compiles what it imports on first use; byte-compiling every
-	# installed file up front (jupyterlab, locust, dask...) cost ~35 s of a fresh `make test`
 	$(PY) -m pip install --quiet --no-compile -e ".[test]"
 	touch $(STAMP)
 
