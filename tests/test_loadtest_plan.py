@@ -86,8 +86,9 @@ def test_bad_arguments_name_the_field():
         short_plan(headroom=0.5)
     with pytest.raises(cs.ModelError, match=r"plan_load_test.levels: must grow"):
         short_plan(levels=(2.0, 1.0))
-    with pytest.raises(cs.ModelError, match=r"plan_load_test.budget: needs a latency"):
-        short_plan(cs.Budget(utilization=0.8))
+    for budget in (cs.Budget(utilization=0.8), cs.Budget(mean_s=0.05)):  # no k6 threshold
+        with pytest.raises(cs.ModelError, match=r"plan_load_test.budget: needs a latency"):
+            short_plan(budget)
 
 
 @needs_k6

@@ -349,13 +349,11 @@ class LoadTestPlan:
         return [[r.stage, float(r.start_s), float(r.end_s)] for r in self.stages.itertuples()]
 
     def _stages_js(self, targets: list[float]) -> list[dict]:
-        out, t = [], 0.0
+        out = []
         for target, r in zip(targets, self.stages.itertuples(), strict=True):
             out.append({"target": target, "duration": _k6_duration(r.start_s - r.ramp_from_s)})
             out.append({"target": target, "duration": _k6_duration(r.end_s - r.start_s)})
-            t = r.end_s
         out.append({"target": 0, "duration": _k6_duration(self.ramp_down_s)})
-        del t
         return out
 
     def _arrival_scenario(self, fn: str, rates: list[float]) -> dict:
@@ -419,7 +417,7 @@ def plan_load_test(system, workload, budget: Budget, *, peak_users: float | None
     ramp_s = check_number(owner, "ramp_s", ramp_s)
     hold_s = check_number(owner, "hold_s", hold_s)
     ramp_down_s = check_number(owner, "ramp_down_s", ramp_down_s, strict=False)
-    if not [lim for lim in budget.limits() if lim[0] == "flow"]:
+    if not [m for _, m, _ in budget.limits() if m in _PERCENTILES or m == "error_rate"]:
         raise fail(owner, "budget", "needs a latency or error-rate limit for the thresholds "
                    "(p99_s, p95_s or error_rate)", str(budget))
     integer = isinstance(workload.users, int)
