@@ -200,5 +200,5 @@ def test_a_review_and_a_saturation_search_name_a_host_that_runs_out_of_cores():
                              duration_s=20, store=None, progress=False, processes=1)
     assert "host box" in review.recommendation
     search = cs.find_saturation(system, load, cs.Budget(p99_s=0.25), duration_s=20,
-                                replications=2, seed=1, processes=1, rel_tol=0.2)
+                                replications=2, seed=1, processes=1, rel_tol=0.2, store=None)
     assert search.bottleneck == "box"
