@@ -168,11 +168,11 @@ class LoadTestPlan:
             "  http.get(`${BASE_URL}/${flow}`, { tags: { flow: flow, stage: stage() } });",
             "}",
             "",
-            "export const options = " + _js_object({
+            "export const options = " + json.dumps({
                 "scenarios": scenarios,
                 "thresholds": self.thresholds(),
                 "summaryTrendStats": _K6_STATS,
-            }) + ";",
+            }, indent=2) + ";",
             "",
         ]
         for fn, flow in flows.items():
@@ -197,7 +197,7 @@ class LoadTestPlan:
     def locustfile(self) -> str:
         """A Locust file (Python) that runs the same stages; ``locust -f locustfile.py
         --headless --host http://host:port``."""
-        users_per = self._locust_users()
+        rates = self._locust_user_rates()
         classes, shape_users = [], []
         for i, share in enumerate(self.parts[0]):
             cls = "".join(part.capitalize() for part in _py_name(share.name).split("_")) + "Users"
@@ -209,7 +209,7 @@ class LoadTestPlan:
                           f"        self.client.get({json.dumps('/' + flow)}, "
                           f"name={json.dumps(flow)})", ""]
             if isinstance(share.workload, OpenWorkload):
-                per = users_per[i]
+                per = rates[i]
                 wait = f"constant_throughput({per:.6g})"
                 stands = per / share.workload.requests_per_user_s
                 note = (f"    # an open load: each Locust user sends at most {per:.6g} "
@@ -321,11 +321,11 @@ class LoadTestPlan:
             passed = (bool(verdict["ok"]) if isinstance(verdict, dict)
                       else not bool(verdict) if verdict is not None else math.nan)
             expected = {"pass": True, "fail": False}.get(row.expect)
+            judged = expected is not None and isinstance(passed, bool)
             rows.append({"threshold": row.threshold, "expect": row.expect,
                          "simulated": row.mean, "ci_low": row.ci_low, "ci_high": row.ci_high,
                          "measured": measured, "k6_passed": passed,
-                         "as_expected": math.nan if expected is None or passed is math.nan
-                         else passed == expected})
+                         "as_expected": passed == expected if judged else math.nan})
         return pd.DataFrame(rows)
 
     def write(self, k6: str | Path | None = None, locust: str | Path | None = None,
@@ -370,7 +370,7 @@ class LoadTestPlan:
         return {"executor": "ramping-vus", "exec": fn, "startVUs": 0,
                 "stages": self._stages_js(users), "gracefulRampDown": "10s"}
 
-    def _locust_users(self) -> list[float]:
+    def _locust_user_rates(self) -> list[float]:
         """Requests/s per Locust user of each open population: the scenario's own rate per
         user, raised so that the peak needs at most a few hundred Locust users."""
         out = []
@@ -434,8 +434,8 @@ def plan_load_test(system, workload, budget: Budget, *, peak_users: float | None
                        share.workload.profile)
     names = [_stage_name(f, f == factors[-1] and f > 1.0) for f in factors]
     rows, t = [], 0.0
-    for name, f, u, w in zip(names, factors, users, loads, strict=True):
-        rate = sum(s.workload.users * s.workload.requests_per_user_s for s in shares(system, w)
+    for name, f, u, stage_parts in zip(names, factors, users, parts, strict=True):
+        rate = sum(s.workload.users * s.workload.requests_per_user_s for s in stage_parts
                    if isinstance(s.workload, OpenWorkload))
         rows.append({"stage": name, "factor": f, "users": u, "requests_per_s": rate,
                      "ramp_from_s": t, "start_s": t + ramp_s, "end_s": t + ramp_s + hold_s})
@@ -514,10 +514,6 @@ def _js_name(text: str, fallback: str) -> str:
 
 def _py_name(text: str) -> str:
     return _js_name(text, "f")
-
-
-def _js_object(value) -> str:
-    return json.dumps(value, indent=2)
 
 
 def _int_weights(probabilities) -> list[int]:
