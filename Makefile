@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lab bench lint clean
+.PHONY: run test testbed testbed-quick lab bench lint clean
 
 # pip byte-compiles what it installs (~35 s): worth it, since with PYTHONDONTWRITEBYTECODE set
 # (as here and in CI) nothing is compiled later, and every worker, kernel and subprocess would
@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,testbed]"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -22,6 +22,14 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check capsim tests bench notebooks scripts
 	$(PY) -m pytest -n 2 --dist loadgroup
+
+# the real shop end to end (`capsim testbed --quick`, a few minutes); CI runs it after `make test`
+testbed-quick: $(STAMP)
+	$(PY) -m pytest -m e2e tests/test_testbed_e2e.py
+
+# the full testbed run (about 15 minutes; bench/testbed.py --commit refreshes data/testbed/)
+testbed: $(STAMP)
+	$(PY) -m capsim testbed --out reports/testbed
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -31,6 +31,8 @@ EPILOG = {
     "loadtest": "example: capsim loadtest data/scenarios/ecommerce_scaled.yaml --peak-users 10000 "
                 "--headroom 2x --budget p99=200ms --k6 plan.js --locust locustfile.py",
     "demo": "example: capsim demo --out reports  (the case study before and after)",
+    "testbed": "example: capsim testbed --quick --out reports/testbed  (a real shop on "
+               "PostgreSQL, Redis and gunicorn, load-tested with k6, predicted by capsim)",
     "schema": "example: capsim schema > capsim-scenario.schema.json",
 }
 # the case study's review: the verdict each scenario should get, and how the demo runs it
@@ -249,6 +251,30 @@ def cmd_loadtest(args) -> int:
     return 0
 
 
+def cmd_testbed(args) -> int:
+    """Run the testbed: every stage calibrated, predicted, then measured with k6."""
+    from capsim.report.testbed import comparison_table, write_testbed_report
+    from capsim.testbed.run import run_testbed
+
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out: {str(args.out)!r} is a file, not a folder")
+    say = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    try:
+        result = run_testbed(args.out, quick=args.quick, progress=say)
+    except KeyboardInterrupt:
+        print(f"capsim testbed: interrupted; every server was stopped; the stages finished so "
+              f"far are in {args.out}/results.json", file=sys.stderr)
+        return 130
+    paths = write_testbed_report(result.table(), result.predicted, result.measured,
+                                 result.versions, args.out)
+    if args.json:
+        print(json.dumps({**result.to_json(), "report": str(paths["html"])}, indent=2))
+    else:
+        print(comparison_table(result.table()).to_string(index=False))
+        print(f"report: {paths['html']}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Review the bundled case study, before (must fail its budget) and after (must hold)."""
     from capsim.examples import scenario
@@ -354,10 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name, func, help_text):
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG[name])
         p.set_defaults(func=func)
-        if name not in ("schema", "demo"):
+        if name not in ("schema", "demo", "testbed"):
             p.add_argument("scenario", type=Path, help="scenario file (YAML)")
         if name != "schema":
             p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name not in ("schema", "testbed"):
             p.add_argument("--duration", type=float, help="simulated seconds per run")
         if name in ("sweep", "saturation", "review", "demo"):
             p.add_argument("--store", default="results",
@@ -414,6 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"replications per point ({DEMO_RUNS['replications']})")
     p.add_argument("--out", type=Path, default=Path("reports"),
                    help="reports folder (the reviews go to OUT/review/<scenario>/)")
+    p = add("testbed", cmd_testbed, "Predict a real shop, then measure it: PostgreSQL, Redis "
+            "and gunicorn on 127.0.0.1, calibrated and load-tested with k6, per stage.")
+    p.add_argument("--quick", action="store_true",
+                   help="three stages, short runs (a few minutes): the smoke version")
+    p.add_argument("--out", type=Path, default=Path("reports/testbed"),
+                   help="folder for the report, the calibration and k6's files")
     add("schema", cmd_schema, "Print the JSON Schema of scenario files.")
     return parser
 

@@ -11,6 +11,9 @@
 * :func:`fit_usl` fits the Universal Scalability Law to throughput measured at several
   concurrencies (:class:`USLFit`: sigma, kappa, lambda with intervals, the peak); the law itself
   is :mod:`capsim.analytic.usl`. ``capsim.analytic.usl.fit`` is the same function.
+* :mod:`capsim.calibrate.testbed` builds the testbed shop's model from what its calibration
+  runs measured (CPU per process group, statements, hit counters): service demands by the
+  utilization law, the cores as a shared ``Host``.
 """
 
 from capsim.calibrate.fit import FAMILIES, FIT_COLUMNS, FitReport, fit_service_time, read_durations

@@ -143,7 +143,9 @@ class Cache(Component):
     (cold at start unless ``warm``) and the analytic twin uses Che's approximation. ``ttl_s``
     expires entries. A ``Write`` to the cache changes a key's data at the origin; with
     ``invalidate_on_write`` the cached copy is dropped, otherwise reads of it are stale until
-    it expires (stale data versus slow data, measured in ``RunResult.caches()``).
+    it expires (stale data versus slow data, measured in ``RunResult.caches()``). ``host``
+    places the cache server on a :class:`Host` (Redis beside the app on one box takes its
+    cores too).
     """
 
     servers: int = 1
@@ -155,11 +157,13 @@ class Cache(Component):
     ttl_s: float | None = None
     warm: bool = True
     invalidate_on_write: bool = True
+    host: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_int(self.label, "servers", self.servers, minimum=1)
         _check_dist(self.label, "service_time", self.service_time)
+        _check_host(self.label, self.host)
         if self.hit_ratio is not None:
             if self.keys is not None or self.capacity_keys is not None:
                 raise fail(self.label, "hit_ratio", "give hit_ratio or keys+capacity_keys, "

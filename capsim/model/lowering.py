@@ -84,7 +84,7 @@ def component_stations(c: Component) -> list[StationSpec]:
     if isinstance(c, CDN):
         return [StationSpec(c.name, c.name, None, c.edge_latency)]
     if isinstance(c, Cache):
-        return [StationSpec(c.name, c.name, c.servers, c.service_time)]
+        return [StationSpec(c.name, c.name, c.servers, c.service_time, host=c.host)]
     if isinstance(c, Database):
         return [StationSpec(n, c.name, c.servers, c.service_time, c.queue_capacity, None,
                             host=c.host)
