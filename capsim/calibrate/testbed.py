@@ -4,17 +4,23 @@ The testbed (``capsim.testbed``) measures each endpoint alone at three arrival r
 time every process group used (the app's gunicorn workers, PostgreSQL, Redis, the load
 generator k6; as ``pidstat`` or a container's CPU counter shows it), the requests k6 completed
 and their latency, how many SQL statements they ran (``pg_stat_statements``) and the Redis hit
-ratio. :func:`shop_model` turns that into a :class:`~capsim.model.System` by two laws and no
-constant tuned per stage:
+ratio, and the app's own timing of its database and cache clients. :func:`shop_model` turns
+that into a :class:`~capsim.model.System` with no constant tuned per stage:
 
 * **service demand** = the slope of a tier's CPU rate against throughput between the two
-  highest rates (the utilization law ``U = U0 + D X``). The slope, not ``CPU / requests``: the load
-  generator and the app burn CPU per second as well as per request (k6's metric pipeline,
-  gunicorn's heartbeats), and that fixed part, the intercept ``U0``, is idle work that takes a
-  share of the cores whatever the load (the host's ``speed`` is lowered by that share);
+  highest rates (the utilization law ``U = U0 + D X``). The slope, not ``CPU / requests``:
+  the load generator and the app burn CPU per second as well as per request (k6's metric
+  pipeline, gunicorn's heartbeats), and that fixed part, the intercept ``U0``, is idle work
+  that takes a share of the cores whatever the load (the host's ``speed`` is lowered by it);
+* **PostgreSQL's demand per statement**, the slope against statements per second: behind a
+  cache the statements per request fall as the rate rises, and a miss costs a statement;
+* **the app's client work** (its database and cache client CPU, timed by the app) moves from
+  the worker's step to the database's and the cache's, so a cache hit skips it;
 * **what is not CPU** = the mean latency at the lowest rate minus the CPU per request that
   same run measured (a commit's fsync, a wake-up): a delay the request waits while holding
-  its worker.
+  its worker;
+* **the spread**: a log-normal with the lowest run's mean and p99, on the largest step;
+* **the arrivals**: evenly spaced, as k6's arrival-rate executors start them.
 
 The machine's cores are a :class:`~capsim.model.Host`: the app's workers, PostgreSQL and Redis
 share it by processor sharing, and so does k6 when it runs on the same cores (a stage's
