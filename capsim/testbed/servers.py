@@ -187,9 +187,13 @@ class Postgres(_Server):
             for p in (self.dir, sock):
                 os.chown(p, entry.pw_uid, entry.pw_gid)
             _traversable(self.bin)
-        subprocess.run([str(self.bin / "initdb"), "-D", str(data), "-U", "postgres",
-                        "--auth=trust", "--encoding=UTF8", "--no-sync"], check=True,
-                       capture_output=True, **as_user)
+        init = subprocess.run([str(self.bin / "initdb"), "-D", str(data), "-U", "postgres",
+                               "--auth=trust", "--encoding=UTF8", "--no-sync"],
+                              capture_output=True, text=True, **as_user)
+        if init.returncode != 0:
+            self.stop()
+            raise ModelError(f"postgres: initdb failed (exit {init.returncode}):\n"
+                             f"{init.stderr[-1500:]}")
         options = {"shared_preload_libraries": "pg_stat_statements", "max_connections": "200",
                    "pg_stat_statements.track": "top",
                    # one backend per query, as an OLTP server is set up: a parallel scan forks
