@@ -231,6 +231,9 @@ def run_testbed(out_dir: str | Path, *, quick: bool = False, settings: Settings 
                 {"stages": [_finite(r.as_dict()) for r in results], "versions": versions,
                  "quick": quick}, indent=1))
     versions["wall_s"] = round(time.monotonic() - started, 1)
+    (out / "results.json").write_text(json.dumps(
+        {"stages": [_finite(r.as_dict()) for r in results], "versions": versions,
+         "quick": quick}, indent=1))
     return TestbedResult(results, pd.concat(predicted, ignore_index=True),
                          pd.concat(measured, ignore_index=True), versions, out)
 
