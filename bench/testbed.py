@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     write_testbed_report(result.table(), result.predicted, result.measured, result.versions,
                          out)
     table = result.table()
-    print(comparison_table(table).to_markdown(index=False) if _has_tabulate()
-          else comparison_table(table).to_string(index=False))
+    print(comparison_table(table).to_string(index=False))
     print()
     for name, met, detail in targets(table):
         print(f"* {name}: {'met' if met else 'MISSED'} ({detail})")
@@ -83,14 +82,6 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copy2(out / name, DATA / name)
         print(f"copied the run into {DATA}")
     return 0
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

@@ -283,3 +283,22 @@ def test_a_closed_user_dropped_by_a_full_queue_while_holding_goes_back_to_thinki
     assert lat["errors"] > 0 and lat["count"] > 100
     comp = run.components().set_index("component")
     assert comp.loc["api", "drops"] == lat["errors"]
+
+
+def test_a_cache_on_a_host_takes_its_share_of_the_cores():
+    """``Cache(host=...)``: Redis beside the app takes the same cores (utilization law: the
+    box does 200/s x (2 ms of app + 1 ms of cache) = 0.6 of its core), in the simulation and
+    the twin; without the host the box would carry the app's 0.4 alone."""
+    system = cs.System(
+        components=[cs.Service("web", servers=4, service_time=cs.Deterministic(0.002),
+                               host="box"),
+                    cs.Cache("redis", hit_ratio=1.0, service_time=cs.Deterministic(0.001),
+                             host="box")],
+        flows=[cs.Flow("page", steps=[cs.Call("web", calls=[cs.Read("redis")])])],
+        hosts=[cs.Host("box", cores=1)])
+    load = cs.OpenWorkload(200.0, 1.0)
+    reps = cs.replicate(system, load, 4, 11, duration_s=40.0, warmup_s=5.0, processes=1)
+    box = reps.components().query("component == 'box' and metric == 'utilization'").iloc[0]
+    assert box.ci_low <= 0.6 <= box.ci_high or box["mean"] == pytest.approx(0.6, abs=0.01)
+    twin = cs.analytic.solve(system, load).components().set_index("component")
+    assert twin.loc["box", "utilization"] == pytest.approx(0.6, rel=1e-9)

@@ -9,7 +9,6 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 import capsim as cs
 from capsim.calibrate import LOADTEST_COLUMNS, read_k6_stream, read_k6_summary, read_load_test
 from capsim.errors import MeasurementWarning
+from capsim.testbed.load import find_k6
 from capsim.testbed.stub import StubServer
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "measurements"
@@ -459,8 +459,7 @@ def test_read_load_test_sniffs_content(tmp_path):
 
 
 # -- one live run of the real k6 ----------------------------------------------------------------
-K6_BIN = shutil.which("k6", path=os.pathsep.join([str(Path(sys.executable).parent),
-                                                  os.environ.get("PATH", "")]))
+K6_BIN = find_k6()
 LIVE = """import http from 'k6/http';
 import { sleep } from 'k6';
 export default function () { http.get(`${__ENV.URL}/live`); sleep(0.05); }

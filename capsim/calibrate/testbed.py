@@ -72,11 +72,6 @@ class EndpointMeasurement:
     db_client_cpu_s: float = 0.0
     cache_client_cpu_s: float = 0.0
 
-    @property
-    def hit_ratio(self) -> float:
-        n = self.cache_hits + self.cache_misses
-        return self.cache_hits / n if n else math.nan
-
 
 @dataclass(frozen=True)
 class StageMeasurement:

