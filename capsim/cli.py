@@ -27,7 +27,9 @@ EPILOG = {
     "review": "example: capsim review data/scenarios/ecommerce_scaled.yaml --budget p99=200ms "
               "--peak-users 10000 --headroom 2x --out reports/review",
     "compare": "example: capsim compare data/scenarios/ecommerce_monolith.yaml --component "
-               "postgres --vertical memory-16,fast-32 --horizontal general-8x3",
+               "postgres --vertical db.r6g.4xlarge --database "
+               "db.r6g.2xlarge+r2,db.r6g.xlarge+r1x2 (or --component app --vertical "
+               "m7i.8xlarge --horizontal m7i.2xlargex4)",
     "loadtest": "example: capsim loadtest data/scenarios/ecommerce_scaled.yaml --peak-users 10000 "
                 "--headroom 2x --budget p99=200ms --k6 plan.js --locust locustfile.py",
     "demo": "example: capsim demo --out reports  (the case study before and after)",
@@ -35,6 +37,9 @@ EPILOG = {
                "PostgreSQL, Redis and gunicorn, load-tested with k6, predicted by capsim)",
     "schema": "example: capsim schema > capsim-scenario.schema.json",
 }
+DURATION_HELP = {"compare": "simulated seconds of every run, the scenarios' and the saturation "
+                            "search's (default: sized by page requests, about 20,000 per "
+                            "scenario run and 5,000 per search run)"}
 # the case study's review: the verdict each scenario should get, and how the demo runs it
 CASE_STUDY = (("ecommerce_monolith", False), ("ecommerce_scaled", True))
 DEMO_RUNS = {"headroom": 2.0, "points": 8, "replications": 3, "duration_s": 120.0}
@@ -112,6 +117,21 @@ def parse_seconds(text: str, flag: str) -> float:
     if value <= 0:
         raise UsageError(f"{flag}: must be longer than 0, got {text!r}")
     return value
+
+
+def _failover(text: str | None):
+    """``10s,20s`` or ``10s,20s,wait`` -> Failover(detect_s=10, promote_s=20, writes=...)."""
+    if text is None:
+        return None
+    from capsim.model import Failover
+
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("fail", "wait")):
+        raise UsageError(f"--failover: write DETECT,PROMOTE[,wait], e.g. 10s,20s, got "
+                         f"{text!r}")
+    writes = parts[2] if len(parts) == 3 else "fail"
+    return Failover(parse_seconds(parts[0], "--failover"),
+                    parse_seconds(parts[1], "--failover"), writes)
 
 
 def _load(args):
@@ -312,21 +332,123 @@ def cmd_demo(args) -> int:
     return 1 if surprises else 0
 
 
-def _options(spec: str | None, kind: str, catalogue):
-    """``memory-8,memory-16`` (vertical) or ``compute-4x6,compute-8x3`` (horizontal: NxCOUNT)."""
-    from capsim.scaling import Horizontal, Vertical
+COMPARE_SYNTAX = {
+    "--vertical": ("INSTANCE", "m7i.4xlarge,r7i.8xlarge"),
+    "--horizontal": ("INSTANCExCOUNT or COUNTxINSTANCE", "m7i.2xlargex3 or 3xm7i.2xlarge"),
+    "--database": ("INSTANCE[+rREPLICAS][xSHARDS]",
+                   "db.r6g.2xlarge+r2 (a primary and 2 read replicas) or db.r6g.xlarge+r1x2 "
+                   "(2 shards, each a primary and 1 replica)"),
+}
 
+
+def _syntax_error(flag: str, part: str) -> UsageError:
+    form, example = COMPARE_SYNTAX[flag]
+    return UsageError(f"{flag}: cannot read {part!r}; write {form}, e.g. {example}")
+
+
+def _instance(catalogue, name: str, flag: str, part: str):
+    from capsim.errors import ModelError
+
+    try:
+        return catalogue[name]
+    except ModelError as exc:
+        raise UsageError(f"{flag} {part!r}: {exc}") from None
+
+
+def _count_form(part: str, names: set[str]) -> tuple[str, int] | None:
+    """``m7i.2xlargex3`` or ``3xm7i.2xlarge`` -> (name, count): the reading that names an
+    instance of the catalogue (instance names hold x's: 2xlarge), else the first that parses."""
+    readings = []
+    tail = re.fullmatch(r"(.+)x(\d+)", part)
+    if tail:
+        readings.append((tail.group(1), int(tail.group(2))))
+    head = re.fullmatch(r"(\d+)x(.+)", part)
+    if head:
+        readings.append((head.group(2), int(head.group(1))))
+    known = [r for r in readings if r[0] in names]
+    return (known or readings or [None])[0]
+
+
+def _database_form(part: str, names: set[str]) -> tuple[str, int, int] | None:
+    """``db.r6g.xlarge+r1x2`` -> (name, replicas, shards), ``INSTANCE[+rREPLICAS][xSHARDS]``."""
+    m = re.fullmatch(r"(?P<name>[^+]+?)(?:\+r(?P<r>\d+))?(?:x(?P<s>\d+))?", part)
+    if not m:
+        return None
+    name, replicas, shards = m.group("name"), m.group("r"), m.group("s")
+    if shards is not None and name not in names and f"{name}x{shards}" in names:
+        name, shards = f"{name}x{shards}", None  # a name that ends in x and digits
+    return name, int(replicas or 0), int(shards or 1)
+
+
+def _options(spec: str | None, flag: str, catalogue) -> list:
+    """The options of one of ``--vertical``, ``--horizontal`` or ``--database`` (comma
+    separated; see ``COMPARE_SYNTAX``)."""
+    from capsim.errors import ModelError
+    from capsim.scaling import DatabaseOptions, Horizontal, Vertical
+
+    if spec is None:
+        return []
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if not parts:
+        raise _syntax_error(flag, spec)
+    names = {i.name for i in catalogue}
     out = []
-    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
-        if kind == "vertical":
-            out.append(Vertical(catalogue[part]))
-        else:
-            name, _, count = part.rpartition("x")
-            if not name or not count.isdigit():
-                raise UsageError(f"--horizontal: write INSTANCExCOUNT, e.g. compute-4x6, got "
-                                 f"{part!r}")
-            out.append(Horizontal(catalogue[name], int(count)))
+    for part in parts:
+        try:
+            if flag == "--vertical":
+                out.append(Vertical(_instance(catalogue, part, flag, part)))
+            elif flag == "--horizontal":
+                parsed = _count_form(part, names)
+                if parsed is None:
+                    raise _syntax_error(flag, part)
+                out.append(Horizontal(_instance(catalogue, parsed[0], flag, part), parsed[1]))
+            else:
+                parsed = _database_form(part, names)
+                if parsed is None:
+                    raise _syntax_error(flag, part)
+                name, replicas, shards = parsed
+                out.append(DatabaseOptions(_instance(catalogue, name, flag, part),
+                                           read_replicas=replicas, shards=shards))
+        except ModelError as exc:  # e.g. a count of 0
+            raise UsageError(f"{flag} {part!r}: {exc}") from None
     return out
+
+
+def _compare_options(args, system, catalogue) -> tuple[list, list, list]:
+    """(vertical, horizontal, database) options for ``args.component``, refusing a flag the
+    component cannot take with the one it can."""
+    from capsim.model import Database, Service
+
+    flags = {"--vertical": args.vertical, "--horizontal": args.horizontal,
+             "--database": args.database}
+    if not any(flags.values()):
+        raise UsageError("give --vertical, --horizontal and/or --database options to compare")
+    name = args.component
+    if any(h.name == name for h in system.hosts):
+        for flag in ("--horizontal", "--database"):
+            if flags[flag]:
+                raise UsageError(f"{flag}: Host({name!r}) is one box: it scales up, with "
+                                 f"--vertical (e.g. --vertical {COMPARE_SYNTAX['--vertical'][1]}"
+                                 "); to scale out, model the tier as a Service with instances")
+    else:
+        comp = system.component(name)  # an unknown name fails here, with a hint
+        if isinstance(comp, Database) and flags["--horizontal"]:
+            example = COMPARE_SYNTAX["--database"][1]
+            first = flags["--horizontal"].split(",")[0].strip()
+            parsed = _count_form(first, {i.name for i in catalogue})
+            if parsed and parsed[0] in {i.name for i in catalogue} and parsed[1] > 1:
+                example = (f"{parsed[0]}+r{parsed[1] - 1} (its {parsed[1]} boxes as a primary "
+                           f"and {parsed[1] - 1} read replica{'s' * (parsed[1] > 2)})")
+            raise UsageError(f"--horizontal: {comp.label} is stateful: it scales out with read "
+                             f"replicas (reads) and shards (writes), not copies behind a "
+                             f"balancer; use --database INSTANCE[+rREPLICAS][xSHARDS], e.g. "
+                             f"--database {example}")
+        if isinstance(comp, Service) and flags["--database"]:
+            raise UsageError(f"--database: {comp.label} is a Service: replicas and shards are "
+                             f"for a Database; scale it out with --horizontal "
+                             f"{COMPARE_SYNTAX['--horizontal'][0]}, e.g. "
+                             f"{COMPARE_SYNTAX['--horizontal'][1]}")
+    return tuple(_options(spec, flag, catalogue) for flag, spec in flags.items())
 
 
 def cmd_compare(args) -> int:
@@ -334,21 +456,20 @@ def cmd_compare(args) -> int:
 
     sc = _load(args)
     catalogue = load_catalogue(args.catalogue)
-    vertical = _options(args.vertical, "vertical", catalogue)
-    horizontal = _options(args.horizontal, "horizontal", catalogue)
-    if not vertical and not horizontal:
-        raise UsageError("give --vertical and/or --horizontal options to compare")
-    sc.system.component(args.component)  # an unknown name fails here, with a hint
-    result = compare(sc.system, args.component, vertical, horizontal,
+    vertical, horizontal, database = _compare_options(args, sc.system, catalogue)
+    result = compare(sc.system, args.component, vertical, horizontal, options=database,
                      workload=sc.workload if args.users is None
                      else sc.workload.with_users(_users(sc.workload, args.users)),
                      budget=_budget(args, sc), peak_factor=_parse_factor(args.headroom),
-                     seed=sc.run.seed)
-    table = result.table()
+                     duration_s=args.duration, simulate_saturation=args.saturation,
+                     seed=sc.run.seed, catalogue_label=getattr(catalogue, "label", "")
+                     or getattr(catalogue, "source", ""), progress=not args.json,
+                     failover=_failover(args.failover))
     if args.json:
-        print(json.dumps(_records(table.reset_index()), indent=2, default=str))
+        print(json.dumps(_records(result.table().reset_index()), indent=2, default=str))
     else:
-        print(table.to_string())
+        print(result.summary_text())
+        print(f"\n{result}; every column: --json")
     return 0
 
 
@@ -385,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "schema":
             p.add_argument("--json", action="store_true", help="machine-readable output")
         if name not in ("schema", "testbed"):
-            p.add_argument("--duration", type=float, help="simulated seconds per run")
+            p.add_argument("--duration", type=float, help=DURATION_HELP.get(
+                name, "simulated seconds per run"))
         if name in ("sweep", "saturation", "review", "demo"):
             p.add_argument("--store", default="results",
                            help="result store directory (finished runs are reused)")
@@ -402,15 +524,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", help="e.g. p99=200ms,errors=1%%,async_p99=5s,backlog=allow")
     p = add("saturation", cmd_saturation, "Find the users at which the budget breaks.")
     p.add_argument("--budget", help="e.g. p99=200ms (default: the scenario's)")
-    p = add("compare", cmd_compare, "Vertical vs horizontal options for one component: "
-            "capacity, p99, cost, one box down.")
-    p.add_argument("--component", required=True, help="the tier to scale")
-    p.add_argument("--vertical", help="instances for one big box, e.g. memory-16,fast-32")
-    p.add_argument("--horizontal", help="INSTANCExCOUNT options, e.g. general-8x3,compute-4x6")
+    p = add("compare", cmd_compare, "Scaling options for one component (a Service, a Database "
+            "or a Host): cost per month, users at the budget (simulated), p99, one box down; "
+            "a ranked summary (--json: every column).")
+    p.add_argument("--component", required=True,
+                   help="the tier to scale: a Service, a Database or a Host of the scenario")
+    p.add_argument("--vertical", help="one bigger box per option: INSTANCE,... e.g. "
+                   f"{COMPARE_SYNTAX['--vertical'][1]} (a Service, a Database or a Host)")
+    p.add_argument("--horizontal", help="boxes behind a balancer (a Service): "
+                   f"{COMPARE_SYNTAX['--horizontal'][0]},... e.g. "
+                   f"{COMPARE_SYNTAX['--horizontal'][1]}")
+    p.add_argument("--database", help="a Database as primaries and read replicas: "
+                   f"{COMPARE_SYNTAX['--database'][0]},... e.g. "
+                   f"{COMPARE_SYNTAX['--database'][1]}; every box is INSTANCE, REPLICAS per "
+                   "shard (default 0), SHARDS (default 1)")
+    p.add_argument("--failover", help="replicated --database options fail over: "
+                   "DETECT,PROMOTE[,wait] e.g. 10s,20s (writes refused meanwhile; ',wait': "
+                   "held for the new primary); the primary then fails mid-run and the "
+                   "summary says what it cost")
     p.add_argument("--users", type=float, help="target users (default: the scenario's)")
     p.add_argument("--budget", help="e.g. p99=200ms (default: the scenario's)")
     p.add_argument("--headroom", default="2x", help="peak factor to check (2x)")
-    p.add_argument("--catalogue", help="instance catalogue CSV (default: data/instances.csv)")
+    p.add_argument("--saturation", action=argparse.BooleanOptionalAction, default=True,
+                   help="simulate each option's users at the budget (a saturation search, "
+                        "most of the run time); --no-saturation: the analytic twin's "
+                        "estimate, said so in the output")
+    p.add_argument("--catalogue", help="instance catalogue CSV (default: "
+                   "data/catalogues/aws-us-east-1.csv)")
     p = add("review", cmd_review, "Capacity review report; exits 1 when the budget fails.")
     p.add_argument("--budget", help="e.g. p99=200ms, or p99=200ms,async_p99=5s,backlog=allow "
                    "(default: the scenario's)")

@@ -128,16 +128,20 @@ print(f"After: the twin says {new_users:,.0f} users ({new_users / today.users:.0
 # %% [markdown]
 # ## What it costs
 #
-# Priced on the illustrative catalogue (`data/instances.csv`, general-purpose cores): every
-# worker is a vCPU, every replica and shard a box of the same size (`sizing.vcpus`). Cost per
-# hour, and per thousand users served within budget at the saturation point.
+# Priced on the AWS catalogue (`data/catalogues/aws-us-east-1.csv`, 3-year reserved prices from
+# Netflix's service-capacity-modeling): the model's service times are read as measured on one m5
+# vCPU (speed 1.0), so every worker is an m5 vCPU, priced at the m5 family's rate, and every
+# replica and shard a box of the same size (`sizing.vcpus`). Cost per hour, and per thousand
+# users served within budget at the saturation point.
 
 # %%
 from capsim.scaling import load_catalogue  # noqa: E402
 from capsim.scaling.sizing import vcpus  # noqa: E402
 
-prices = load_catalogue().table()
-per_vcpu = prices.loc[prices["family"] == "general", "price_per_vcpu_hour_usd"].median()
+catalogue = load_catalogue()
+prices = catalogue.table()
+per_vcpu = prices.loc[prices["family"] == "m5", "price_per_vcpu_hour_usd"].median()
+print(f"{catalogue.label}: ${per_vcpu:.4f} per m5 vCPU-hour")
 size = {"before": vcpus(before.system), "after": vcpus(after.system)}
 costs = pd.DataFrame({
     "vCPUs": size,

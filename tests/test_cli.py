@@ -81,15 +81,33 @@ def test_bad_scenarios_and_arguments_exit_2(tmp_path, capsys):
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
 
 
-def test_compare_tabulates_options(capsys):
-    monolith = MM1.replace("teaching_mm1", "ecommerce_monolith")
-    assert main(["compare", monolith, "--component", "app", "--vertical", "general-32",
-                 "--horizontal", "general-8x4", "--json"]) == 0
+def test_compare_tabulates_options(tmp_path, capsys):
+    catalogue = tmp_path / "boxes.csv"
+    catalogue.write_text("# label: two test boxes\n"
+                         "family,name,vcpus,speed,memory_gib,price_per_hour_usd\n"
+                         "t,t1.xlarge,1,1.0,4,0.05\nt,t1.2xlarge,2,1.0,8,0.10\n")
+    base = ["compare", MM1, "--catalogue", str(catalogue)]
+    # M/M/1 at 80/s of 100/s: one 2-core box, or two 1-core boxes (the twin's users at the
+    # budget, p99 <= 250 ms); then one of them with its users at the budget simulated
+    assert main([*base, "--component", "server", "--vertical", "t1.2xlarge",
+                 "--horizontal", "2xt1.xlarge", "--no-saturation", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 2
-    assert main(["compare", monolith, "--component", "ap", "--vertical", "general-32"]) == 2
-    assert "did you mean 'app'" in capsys.readouterr().err
-    assert main(["compare", monolith, "--component", "app", "--horizontal", "general-8"]) == 2
+    assert [r["option"] for r in rows] == ["1 x t1.2xlarge", "2 x t1.xlarge"]
+    assert [r["users_at_budget_status"] for r in rows] == ["twin", "twin"]
+    assert [r["cost_per_month_usd"] for r in rows] == pytest.approx([73, 73 + 0.025 * 730])
+    assert main([*base, "--component", "server", "--vertical", "t1.2xlarge", "--duration", "10",
+                 "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["users_at_budget_status"] == "bracketed"
+    assert row["users_at_budget_low"] <= row["twin_users_at_budget"] <= row["users_at_budget_high"]
+    assert main([*base, "--component", "serer", "--vertical", "t1.2xlarge"]) == 2
+    assert "did you mean 'server'" in capsys.readouterr().err
+    assert main([*base, "--component", "server", "--horizontal", "t1.xlarge"]) == 2
+    assert "--horizontal: cannot read 't1.xlarge'; write INSTANCExCOUNT" in \
+        capsys.readouterr().err
+    assert main([*base, "--component", "server", "--vertical", "t1.2xlarge",
+                 "--duration", "-5"]) == 2
+    assert "duration_s: must be > 0" in capsys.readouterr().err
 
 
 def test_demo_reviews_the_case_study_and_exits_1_when_a_verdict_changes(tmp_path, capsys,

@@ -160,8 +160,13 @@ def test_vertical_scaling_moves_every_demand_on_the_tier_and_a_host_is_its_cores
     scaled = apply(hosted, "box", Vertical(box))
     assert scaled.hosts[0].cores == 4 and scaled.hosts[0].speed == pytest.approx(1 / factor)
     assert capacity_per_s(scaled, "box") == pytest.approx(4 / factor / work)
-    with pytest.raises(cs.ModelError, match="runs on host 'box': scale the host"):
-        apply(hosted, "db", Vertical(box))
+    # the database onto a box of its own: the app keeps the shared one to itself
+    split = apply(hosted, "db", Vertical(box))
+    assert split.component("db").host is None and split.component("db").servers == 4
+    assert [h.name for h in split.hosts] == ["box"]
+    assert capacity_per_s(split, "box") == pytest.approx(2 / 0.01)
+    alone = apply(split, "web", Vertical(box))  # and the app too: the empty box goes
+    assert alone.hosts == () and alone.component("web").host is None
     down = one_down(hosted, "box", Vertical(box))
     assert {o.component for o in down.system.outages} == {"web", "db"}
 

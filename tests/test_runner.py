@@ -109,7 +109,7 @@ def test_comparisons_give_equal_results_serial_in_processes_and_on_dask():
     options = dict(vertical=[cs.scaling.Vertical(box, sigma=0.0, kappa=0.0)],
                    horizontal=[cs.scaling.Horizontal(box, 2, sigma=0.0, kappa=0.0)])
     kw = dict(workload=cs.OpenWorkload(users=60, requests_per_user_s=1.0), requests=2_000,
-              replications=2, seed=3)
+              replications=2, seed=3, simulate_saturation=False)  # searches: test_sweep's
     serial = compare_module.compare(one_tier, "web", **options, processes=1, **kw)
     pooled = compare_module.compare(one_tier, "web", **options, processes=2, **kw)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

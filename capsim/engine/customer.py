@@ -18,7 +18,7 @@ class Customer(BareEvent):
     service costs one heap entry; nothing keeps it once its request has finished."""
 
     __slots__ = ("callbacks", "route", "idx", "t0", "t_arr", "t_now", "rid", "id", "user",
-                 "scale", "draws", "held", "key", "parent", "attempt", "prio", "loops")
+                 "scale", "draws", "held", "key", "parent", "attempt", "prio", "loops", "wshard")
 
     def __init__(self, route: tuple, rid: int, t0: float, ident: int) -> None:
         self.route = route  # callables, one per step, the last one records the finish
@@ -38,7 +38,8 @@ class Customer(BareEvent):
         self.attempt = 0  # the caller's current attempt number while it waits on a call
         # set only where used (unset slots cost nothing per request; read with getattr):
         # ``prio``, its flow's priority at priority stations (lower first; LOWEST if unset),
-        # and ``loops``, repeats left of the repeated steps it is in (innermost last)
+        # ``loops``, repeats left of the repeated steps it is in (innermost last), and
+    # ``wshard``, the primary a write to a database with failover was sent to
 
 
 LOWEST = 1 << 30  # the priority of a flow that has none: after every flow that has one

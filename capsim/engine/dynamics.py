@@ -20,6 +20,8 @@ def schedule_outage(net: Network, outage) -> None:
     """Take the outage's stations down at its start and bring them back at its end (work in
     progress finishes; see ``Station.set_servers``)."""
     comp = net.components.get(outage.component)
+    if _fails_over(net, comp, outage):
+        return
     if comp is None:  # one station of a component
         targets = [net.stations[outage.component]]
     elif outage.instance is not None:
@@ -40,6 +42,36 @@ def schedule_outage(net: Network, outage) -> None:
 
     net.env.timeout(outage.start_s).callbacks.append(down)
     net.env.timeout(outage.start_s + outage.duration_s).callbacks.append(up)
+
+
+def _fails_over(net: Network, comp, outage) -> bool:
+    """An outage of a database with a failover (or of one of its boxes): the boxes fail and
+    the shard's failover decides what happens (``engine.failover``). False otherwise."""
+    if comp is not None:
+        states = net.failovers.get(comp.name)
+        if states is None:
+            return False
+        boxes = [(st, None) for st in states]  # each shard's primary at the outage's start
+    else:
+        boxes = [(st, net.stations[outage.component]) for states in net.failovers.values()
+                 for st in states if net.stations.get(outage.component) in st.stations]
+        if not boxes:
+            return False
+    failed: list = []
+
+    def down(_event) -> None:
+        for state, box in boxes:
+            box = state.primary if box is None else box
+            failed.append((state, box, state.comp.servers))
+            state.box_failed(box, net.env.now)
+
+    def up(_event) -> None:
+        for state, box, servers in failed:
+            state.box_back(box, servers, net.env.now)
+
+    net.env.timeout(outage.start_s).callbacks.append(down)
+    net.env.timeout(outage.start_s + outage.duration_s).callbacks.append(up)
+    return True
 
 
 class Scaler:

@@ -17,6 +17,7 @@ from capsim.engine.balancer import Balancer
 from capsim.engine.customer import Customer
 from capsim.engine.disciplines import make_hosts, make_station
 from capsim.engine.dynamics import Scaler, schedule_outage
+from capsim.engine.failover import FailoverCommitted, FailoverWrite, make_failovers
 from capsim.engine.program import Compiler
 from capsim.engine.station import Station
 from capsim.engine.steps import (
@@ -59,7 +60,9 @@ class Network:
         self.components = {c.name: c for c in system.components}
         self.caches = {c.name: CacheState(c, stream(self.root, f"keys:{c.name}"))
                        for c in system.components if isinstance(c, (Cache, CDN))}
-        self.databases = {c.name: DbStats(c, stream(self.root, f"lag:{c.name}"))
+        self.failovers = make_failovers(self)
+        self.databases = {c.name: DbStats(c, stream(self.root, f"lag:{c.name}"),
+                                          self.failovers.get(c.name, ()))
                           for c in system.components if isinstance(c, Database)}
         for outage in system.outages:
             schedule_outage(self, outage)
@@ -138,6 +141,8 @@ class Network:
 
     def write(self, step, where: str):
         comp = self.components[step.component]
+        if isinstance(comp, Database) and comp.failover is not None:
+            return [FailoverWrite(self, comp, where), FailoverCommitted(self, comp)]
         if isinstance(comp, Database):
             primaries = [self.stations[shard[0]] for shard in low.database_names(comp)]
             # the write counts as done (and replication lag starts) when the primary commits it

@@ -97,8 +97,10 @@ class RunResult:
     database_names: tuple[str, ...] = ()
     call_names: tuple[str, ...] = ()
     autoscaling: tuple[tuple[str, float, int, int], ...] = ()
+    failovers: tuple[tuple, ...] = ()  # one per primary failure, engine.failover's columns
     # (K, caches + databases, 4) cumulative: caches hits, misses, stale hits, stale age sum;
-    # databases reads after a write, stale reads, 0, 0; calls with a timeout or retries:
+    # databases reads after a write, stale reads, writes refused by a failover, writes lost
+    # with a failed primary; calls with a timeout or retries:
     # calls, attempts, timeouts, failures
     probe_samples: np.ndarray | None = None
     events: int = 0
@@ -408,16 +410,33 @@ class RunResult:
 
     def databases(self) -> pd.DataFrame:
         """Per database over the window: reads that followed a write in the same request, and
-        those a lagging replica answered with old data."""
+        those a lagging replica answered with old data; with a failover, the writes refused
+        while a shard had no primary and those lost with a failed primary."""
         import pandas as pd
 
         start = len(self.cache_names)
         d = self._probe_window()[start:start + len(self.database_names)]  # calls come after
         rows = [{"database": name, "reads_after_write": int(n), "stale_reads": int(s),
-                 "stale_probability": s / n if n else np.nan}
-                for name, (n, s, _, _) in zip(self.database_names, d, strict=True)]
+                 "stale_probability": s / n if n else np.nan, "write_errors": int(e),
+                 "lost_writes": int(lost)}
+                for name, (n, s, e, lost) in zip(self.database_names, d, strict=True)]
         return pd.DataFrame(rows, columns=["database", "reads_after_write", "stale_reads",
-                                           "stale_probability"])
+                                           "stale_probability", "write_errors",
+                                           "lost_writes"])
+
+    def failover_log(self) -> pd.DataFrame:
+        """One row per primary failure over the whole run (warm-up included): which box
+        failed and when, when it was detected, which replica was promoted and when
+        (``recovery_s`` after the failure), when the failed box rejoined as a replica, and
+        the writes the failover refused (``write_errors``), held for the new primary
+        (``writes_waited``) and lost (committed, not yet replicated)."""
+        import pandas as pd
+
+        from capsim.engine.failover import FAILOVER_COLUMNS
+
+        out = pd.DataFrame(list(self.failovers), columns=list(FAILOVER_COLUMNS))
+        out.insert(7, "recovery_s", out["promoted_at_s"] - out["failed_at_s"])
+        return out
 
     def timeseries(self, window_s: float | None = None) -> pd.DataFrame:
         """What a dashboard would have shown: one row per (window end, name, metric).

@@ -10,6 +10,7 @@ import simpy
 
 from capsim.engine.clock import BareEvent, events_scheduled, schedule
 from capsim.engine.customer import LOWEST, Customer
+from capsim.engine.failover import failover_records
 from capsim.engine.network import Network
 from capsim.engine.result import RunResult
 from capsim.engine.sources import ClosedSource, OpenSource, Recorder, _RoutePicker, send_home
@@ -172,6 +173,7 @@ def simulate(
         call_names=tuple(net.timed_calls),
         autoscaling=tuple((sc.spec.component, t, running, serving)
                           for sc in net.scalers for t, running, serving in sc.history),
+        failovers=failover_records(net),
         probe_samples=np.asarray([row[n_stations:] for row in sampler.rows],
                                  dtype=float).reshape(len(sampler.rows), len(probes), 4),
         events=events_scheduled(env),

@@ -275,6 +275,8 @@ class DatabaseRead:
                      stream(net.root, f"replica:{where}/{s}"))
             for s, shard in enumerate(names)]
         self.scale = 1.0 if index else comp.scan_factor(service)
+        for state in net.failovers.get(comp.name, ()):  # its roles change at a failover
+            state.read_nodes.append(self)
 
     def __call__(self, cust: Customer) -> None:
         c = self.shards

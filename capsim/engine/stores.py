@@ -90,12 +90,14 @@ class CacheState:
 
 class DbStats:
     """Reads that follow a write in the same request, and how many a lagging replica served
-    stale (read-your-writes violations)."""
+    stale (read-your-writes violations); with a failover, the writes it refused and lost."""
 
-    def __init__(self, comp: Database, rng) -> None:
+    def __init__(self, comp: Database, rng, failovers=()) -> None:
         self.lag = (Draws(comp.replication_lag, rng)
                     if comp.replication_lag is not None and comp.read_replicas else None)
         self.after_write = self.stale = 0
+        self.failovers = failovers  # ShardFailover per shard, or none
 
     def counters(self) -> tuple[float, ...]:
-        return (self.after_write, self.stale, 0.0, 0.0)
+        return (self.after_write, self.stale, sum(f.errors for f in self.failovers),
+                sum(f.lost for f in self.failovers))

@@ -316,7 +316,8 @@ def find_saturation(system: System, workload, budget: Budget, *, duration_s: flo
     A point breaks the budget when an estimate (the mean over replications) is over its
     limit; the intervals decide only whether the point is settled. A point whose runs are too
     short for their tail (``adequate``) is first run longer, up to ``max_extension`` x
-    ``duration_s`` (default ``sweep.MAX_EXTENSION``, 8; 1 = never): the evaluations say what
+    ``duration_s`` (default ``sweep.MAX_EXTENSION``, 8; 1 = never), and the next points start
+    at the length it needed (loads near it relax about as slowly): the evaluations say what
     each point got.
 
     Adding replications reuses the runs already made (a temporary result store when none is
@@ -353,11 +354,12 @@ def _search(system, workload, budget, duration_s, replications, max_replications
     evaluations: list[dict] = []
     requests = 0
     integer = isinstance(workload.users, int)
+    lengths = [duration_s]  # the run length the last point needed: the next starts there
 
     def verdict(users: float) -> bool:
         """True when ``users`` breaks the budget."""
         nonlocal requests
-        reps, length, requests_here = replications, duration_s, 0
+        reps, length, requests_here = replications, lengths[-1], 0
         while True:
             res = sweep(system, [workload.with_users(users)], reps, seed,
                         duration_s=length, progress=False, **sweep_kwargs)
@@ -381,6 +383,7 @@ def _search(system, workload, budget, duration_s, replications, max_replications
             reps = min(max_replications, reps * 2)
         requests_here += res.simulated_requests  # earlier replications reused, not rerun
         requests += requests_here
+        lengths.append(length)  # nearby loads relax as slowly: skip the lengths too short
         failing = rows[over]
         first = failing.iloc[0] if broken else rows.iloc[0]
         evaluations.append({"users": users, "check": first["label"], "metric": first["metric"],

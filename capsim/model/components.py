@@ -10,6 +10,7 @@ from capsim.errors import check_int, check_name, check_number, fail
 
 BALANCING = ("round_robin", "random", "least_connections", "power_of_two")
 DISCIPLINES = ("fcfs", "ps", "priority")
+FAILOVER_WRITES = ("fail", "wait")
 
 
 @dataclass(frozen=True)
@@ -215,13 +216,48 @@ class CDN(Component):
 
 
 @dataclass(frozen=True)
+class Failover:
+    """What a replicated database does when a primary fails (an :class:`Outage` of it).
+
+    The failure is noticed after ``detect_s`` (health checks, a quorum's timeout) and a replica
+    is promoted ``promote_s`` later (replay, DNS or proxy switch-over). Until then the shard
+    takes no writes: with ``writes="fail"`` each one is refused at once (an error, which a
+    caller's retries may repeat), writes queued at the primary included; with ``"wait"`` they
+    wait and go to the new primary when it is promoted (a proxy holding connections). Reads
+    go on at the replicas; the one promoted serves reads until it is primary, then only if no
+    other replica is left. The failed box comes back, at the outage's end, as a replica.
+
+    With asynchronous replication (the database's ``replication_lag``), the writes the
+    primary had committed but not yet shipped when it failed are lost (the recovery point):
+    a write committed ``a`` seconds before the failure is lost when its lag exceeds ``a``.
+    Without ``replication_lag`` replication is synchronous and nothing is lost.
+    """
+
+    detect_s: float = 10.0
+    promote_s: float = 20.0
+    writes: str = "fail"
+
+    def __post_init__(self) -> None:
+        check_number("Failover", "detect_s", self.detect_s, strict=False)
+        check_number("Failover", "promote_s", self.promote_s, strict=False)
+        _check_choice("Failover", "writes", self.writes, FAILOVER_WRITES)
+
+    @property
+    def recovery_s(self) -> float:
+        """Seconds from the failure until a new primary takes writes."""
+        return self.detect_s + self.promote_s
+
+
+@dataclass(frozen=True)
 class Database(Component):
     """A database: a primary (writes) and ``read_replicas`` (reads, routed by ``read_policy``)
     per shard; ``shards`` split keys by ``shard_weights`` (uniform when None; a hot shard is a
     larger weight). ``Read(..., index=False)`` scans ``table_rows`` at ``scan_rows_per_s``
-    instead of an index lookup. ``replication_lag`` makes a read soon after a write stale.
-    ``host`` places a single database server on a :class:`Host` (``servers`` are then its
-    connections, sharing the host's cores with the other components there)."""
+    instead of an index lookup. ``replication_lag`` makes a read soon after a write stale
+    (asynchronous replication). ``failover`` promotes a replica when a primary fails (see
+    :class:`Failover`; it needs ``read_replicas >= 1``). ``host`` places a single database
+    server on a :class:`Host` (``servers`` are then its connections, sharing the host's cores
+    with the other components there)."""
 
     servers: int = 1
     service_time: Distribution | None = None
@@ -234,12 +270,20 @@ class Database(Component):
     scan_rows_per_s: float = 5e6
     queue_capacity: int | None = None
     host: str | None = None
+    failover: Failover | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_int(self.label, "servers", self.servers, minimum=1)
         _check_dist(self.label, "service_time", self.service_time)
         check_int(self.label, "read_replicas", self.read_replicas, minimum=0)
+        if self.failover is not None:
+            if not isinstance(self.failover, Failover):
+                raise fail(self.label, "failover", "must be a Failover(detect_s, promote_s)",
+                           self.failover)
+            if not self.read_replicas:
+                raise fail(self.label, "failover", "needs a replica to promote: give "
+                           "read_replicas >= 1", self.failover)
         check_int(self.label, "shards", self.shards, minimum=1)
         if self.shard_weights is not None:
             weights = tuple(check_number(self.label, f"shard_weights[{i}]", w)
@@ -329,7 +373,9 @@ class Outage:
 
     ``component`` may also name one station of a component (``"pg/shard0/replica1"``, as
     ``System.stations()`` lists them): a failed replica's reads go to the others; a failed
-    primary's writes wait for it (no failover is modelled)."""
+    primary's writes wait for it. A database with a :class:`Failover` fails over instead: an
+    outage of the database (or of one shard's primary, ``"pg/shard1"``) is the failure of
+    its primary box (of every shard's, for the database), and a replica is promoted."""
 
     component: str
     start_s: float

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from capsim.schema import ALL_FLOWS
+
 if TYPE_CHECKING:
     from capsim.engine import RunResult
 
@@ -92,7 +94,8 @@ def station_timeseries(run: RunResult, stations: Sequence[str] | None = None, *,
 def latency_timeseries(run: RunResult, window_s: float,
                        flows: Sequence[str] | None = None) -> pd.DataFrame:
     """Per window of *arrival* time and flow: requests that arrived, how many finished and
-    how many failed (dropped), and the p50 / p99 latency of those that finished.
+    how many failed (dropped), and the p50 / p99 latency of those that finished. The flow
+    ``"all"`` pools every flow users wait for (not message queues' consumers).
 
     Windows are ``[t, t + window_s)`` from time 0 over the whole run (warm-up included).
     A request still in flight when the run ends is neither finished nor failed, so the last
@@ -108,15 +111,20 @@ def latency_timeseries(run: RunResult, window_s: float,
     done_bin = np.minimum((run.arrival_s // window_s).astype(int), n - 1)
     drop_bin = np.minimum((run.drop_arrival_s // window_s).astype(int), n - 1)
     wanted = list(run.flows) if flows is None else list(flows)
+    users = len(run.flows) - run.async_flows  # the flows users wait for come first
     rows = []
     for name in wanted:
-        if name not in run.flows:
-            raise KeyError(f"latency_timeseries: no flow {name!r}; flows: {list(run.flows)}")
-        i = run.flows.index(name)
-        sel = done_flow == i
+        if name == ALL_FLOWS and name not in run.flows:  # every flow users wait for
+            sel, dropped = done_flow < users, drop_flow < users
+        elif name in run.flows:
+            i = run.flows.index(name)
+            sel, dropped = done_flow == i, drop_flow == i
+        else:
+            raise KeyError(f"latency_timeseries: no flow {name!r}; flows: {list(run.flows)} "
+                           f"or {ALL_FLOWS!r}")
         bins, lat = done_bin[sel], latency[sel]
         finished = np.bincount(bins, minlength=n)
-        failed = np.bincount(drop_bin[drop_flow == i], minlength=n)
+        failed = np.bincount(drop_bin[dropped], minlength=n)
         order = np.argsort(bins, kind="stable")
         split = np.split(lat[order], np.cumsum(finished)[:-1])
         for b in range(n):

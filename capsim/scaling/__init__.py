@@ -12,6 +12,7 @@ from capsim.scaling.compare import (
     twin_saturation_users,
     twin_view,
 )
+from capsim.scaling.failover import FailoverResult, simulate_failover, twin_states
 from capsim.scaling.options import (
     SDM91_KAPPA,
     SDM91_SIGMA,
@@ -20,6 +21,7 @@ from capsim.scaling.options import (
     Horizontal,
     Option,
     Vertical,
+    after_failover,
     apply,
     capacity_per_s,
     deploy,
@@ -37,11 +39,13 @@ __all__ = [
     "CheapestResult",
     "ComparisonResult",
     "DatabaseOptions",
+    "FailoverResult",
     "Failure",
     "Horizontal",
     "Instance",
     "Option",
     "Vertical",
+    "after_failover",
     "apply",
     "budget_text",
     "capacity_per_s",
@@ -53,8 +57,10 @@ __all__ = [
     "one_down",
     "plot_effective_capacity",
     "simulate_autoscaling",
+    "simulate_failover",
     "tier_alone",
     "twin_saturation_users",
+    "twin_states",
     "twin_view",
     "usl_capacity",
 ]

@@ -70,7 +70,7 @@ class CheapestResult:
         return self.candidates.copy()
 
     def describe(self) -> str:
-        """The plan in words: ``app: 4 x compute-8; postgres: ...``."""
+        """The plan in words: ``app: 4 x m7i.2xlarge; postgres: ...``."""
         if self.plan is None:
             return "no plan"
         return "; ".join(f"{tier}: {opt.label}" for tier, opt in self.plan.items())
@@ -110,10 +110,13 @@ def _bound(system: System, tier: str, opt: Option, target: OpenWorkload, peak_fa
 
 def _tier_capacity_per_s(system: System, tier: str) -> float:
     """Requests per second at which the busiest station of ``tier`` is 100% busy; a database
-    split into services (``one_down``) counts all of its parts (``tier/...``)."""
+    split into services (``one_down``) counts all of its parts (``tier/...``), a host its
+    cores (every component on it together)."""
     loads = system.offered_load(1.0)
     worst = max((loads[st.name] for st in system.stations()
                  if st.component == tier or st.component.startswith(f"{tier}/")), default=0.0)
+    if any(h.name == tier for h in system.hosts):
+        worst = max(worst, loads[tier])
     return math.inf if worst <= 0 else 1.0 / worst
 
 
@@ -166,8 +169,10 @@ def cheapest(system: System, budget: Budget, users, options: Mapping[str, Sequen
         raise ModelError("cheapest.options: give at least one tier and its options")
     memory = dict(min_memory_gib or {})
     tiers = list(options)
+    hosts = {h.name for h in system.hosts}
     for tier in tiers:
-        system.component(tier)  # fails early on a typo
+        if tier not in hosts:  # a box (vertical: a bigger host) or a component
+            system.component(tier)  # fails early on a typo
     peak = target.with_users(peak_factor * target.users)
 
     screened_rows, feasible = [], []

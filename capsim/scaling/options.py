@@ -51,6 +51,7 @@ from capsim.model import (
     Branch,
     Call,
     Database,
+    Failover,
     Outage,
     Read,
     Service,
@@ -61,8 +62,8 @@ from capsim.model.components import BALANCING
 from capsim.scaling.catalogue import Instance
 
 __all__ = ["SDM91_KAPPA", "SDM91_SIGMA", "DatabaseOptions", "Failure", "Horizontal", "Option",
-           "Vertical", "apply", "capacity_per_s", "deploy", "effective_capacity", "one_down",
-           "plot_effective_capacity", "usl_capacity"]
+           "Vertical", "after_failover", "apply", "capacity_per_s", "deploy",
+           "effective_capacity", "one_down", "plot_effective_capacity", "usl_capacity"]
 
 SDM91_SIGMA = 0.01704689  # GCaP (2007) sec. 5.2.3, SPEC SDM91, Gunther's normalised fit
 SDM91_KAPPA = 7.892498e-05
@@ -201,12 +202,15 @@ class Horizontal(Option):
 class DatabaseOptions(Option):
     """A database on ``shards`` primaries (writes, split by ``shard_weights``) each with
     ``read_replicas`` replicas (reads, by ``read_policy``; the primary reads when there are
-    none). Reads scale with replicas, writes only with shards. Every box is ``instance``."""
+    none). Reads scale with replicas, writes only with shards. Every box is ``instance``.
+    ``failover`` (a :class:`~capsim.model.Failover`) promotes a replica when a primary dies;
+    it needs a replica."""
 
     read_replicas: int = 0
     shards: int = 1
     shard_weights: tuple[float, ...] | None = None
     read_policy: str = "least_connections"
+    failover: Failover | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -217,6 +221,9 @@ class DatabaseOptions(Option):
                        self.read_policy)
         if self.shard_weights is not None:
             object.__setattr__(self, "shard_weights", tuple(self.shard_weights))
+        if self.failover is not None and not self.read_replicas:
+            raise fail(self.label, "failover", "needs a replica to promote: give "
+                       "read_replicas >= 1", self.failover)
 
     @property
     def boxes(self) -> int:
@@ -242,7 +249,11 @@ class DatabaseOptions(Option):
 
 def apply(system: System, component: str, option: Option) -> System:
     """``system`` with ``component`` deployed as ``option`` (see the module notes: the
-    component's service time is the reference demand on one reference core)."""
+    component's service time is the reference demand on one reference core).
+
+    ``component`` may name a :class:`~capsim.model.Host`: a Vertical option is a bigger box,
+    whose cores every component on it shares. A component placed on a host leaves it for
+    boxes of its own (Horizontal: ``count`` of them behind a balancer), the others stay."""
     if not isinstance(option, Option):
         raise ModelError(f"apply.option: must be Vertical, Horizontal or DatabaseOptions, "
                          f"got {option!r}")
@@ -258,9 +269,9 @@ def apply(system: System, component: str, option: Option) -> System:
     if dist is None:
         raise ModelError(f"apply: {comp.label} cannot be scaled here; Service and Database "
                          "tiers can")
-    if getattr(comp, "host", None) is not None:
-        raise ModelError(f"apply: {comp.label} runs on host {comp.host!r}: scale the host "
-                         f"(apply(system, {comp.host!r}, Vertical(...)))")
+    if getattr(comp, "host", None) is not None:  # off the shared box, onto boxes of its own
+        system = _off_host(system, component)
+        comp = system.component(component)
     # every demand on the tier, its own and the endpoints' (steps' service_time), scales
     system = system.scaled_demands(component, option.service_factor)
     common = {"servers": option.instance.vcpus}
@@ -277,10 +288,23 @@ def apply(system: System, component: str, option: Option) -> System:
                          "DatabaseOptions(instance, read_replicas=..., shards=...), reads with "
                          "replicas and writes only with shards")
     if isinstance(option, DatabaseOptions):
+        failover = option.failover or (comp.failover if option.read_replicas else None)
         return system.evolve(component, read_replicas=option.read_replicas,
                              shards=option.shards, shard_weights=option.shard_weights,
-                             read_policy=option.read_policy, **common)
-    return system.evolve(component, read_replicas=0, shards=1, shard_weights=None, **common)
+                             read_policy=option.read_policy, failover=failover, **common)
+    return system.evolve(component, read_replicas=0, shards=1, shard_weights=None,
+                         failover=None, **common)
+
+
+def _off_host(system: System, component: str) -> System:
+    """``component`` taken off the Host it shares (which keeps the others; a host left
+    empty goes): the first step of splitting a monolith, app and database on their own
+    boxes."""
+    host = system.component(component).host
+    system = system.evolve(component, host=None)
+    if not any(getattr(c, "host", None) == host for c in system.components):
+        system = replace(system, hosts=tuple(h for h in system.hosts if h.name != host))
+    return system
 
 
 def deploy(system: System, plan: Mapping[str, Option]) -> System:
@@ -332,6 +356,10 @@ def one_down(system: System, component: str, option: Option) -> Failure:
         degraded = apply(system, component, replace(option, count=option.count - 1))
         return Failure(out, degraded, f"outage: 1 of {option.count} instances")
     if isinstance(option, DatabaseOptions) and (option.read_replicas or option.shards > 1):
+        if option.read_replicas and option.shards == 1:  # the database itself, one fewer
+            after = after_failover(deployed, component)
+            return Failure(after, after, f"failover: the database on {option.read_replicas} "
+                           f"of its {option.read_replicas + 1} boxes")
         if option.read_replicas:
             lowered = database_as_services(deployed, component,
                                            replicas={0: option.read_replicas - 1})
@@ -345,6 +373,24 @@ def one_down(system: System, component: str, option: Option) -> Failure:
         return Failure(out, None, f"outage: shard 0 of {option.shards} (no replica)")
     out = replace(deployed, outages=(*deployed.outages, Outage(component, 0.0, ALWAYS_S)))
     return Failure(out, None, "outage: the only box")
+
+
+def after_failover(system: System, database: str, shard: int = 0) -> System:
+    """``system`` once ``database``'s shard ``shard`` has failed over: one replica fewer
+    (promoted to primary; reads go to the others, or to it when none is left), the failed box
+    not back yet. The same stations as before otherwise, for the twin's steady state."""
+    db = system.component(database)
+    if not isinstance(db, Database) or not db.read_replicas:
+        raise ModelError(f"after_failover: {db.label} has no replica to promote")
+    check_int("after_failover", "shard", shard, minimum=0)
+    if shard >= db.shards:
+        raise fail("after_failover", "shard", f"must be below {db.shards}", shard)
+    left = db.read_replicas - 1
+    if db.shards == 1:
+        return system.evolve(database, read_replicas=left,
+                             failover=db.failover if left else None)
+    plain = system.evolve(database, failover=None)
+    return database_as_services(plain, database, replicas={shard: left})
 
 
 def _primary_name(db: str, shard: int, shards: int) -> str:

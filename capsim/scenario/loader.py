@@ -41,7 +41,7 @@ POPULATIONS = {c.__name__: c for c in (OpenWorkload, ClosedWorkload)}
 WORKLOADS = {**POPULATIONS, "MixedWorkload": MixedWorkload}
 # fields with a fixed set of values, checked here so a typo gets a "did you mean"
 CHOICES = {"discipline": comp_mod.DISCIPLINES, "balancing": comp_mod.BALANCING,
-           "read_policy": comp_mod.BALANCING}
+           "read_policy": comp_mod.BALANCING, "writes": comp_mod.FAILOVER_WRITES}
 SAFE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq",
                                                   "map")}
 DISTRIBUTION_FIELDS = {"service_time", "latency", "edge_latency", "think_time", "interarrival",
@@ -135,7 +135,7 @@ class _Builder:
             did_you = did_you_mean(unknown[0], init_names)
             raise self.fail(_join(path, unknown[0]), f"is not a field of {cls.__name__}{did_you};"
                             f" fields: {', '.join(init_names)}", data[unknown[0]])
-        if cls in COMPONENTS.values():
+        if cls in COMPONENTS.values() or cls is comp_mod.Failover:
             for k, choices in CHOICES.items():
                 if k in data:
                     self.choice(k, data[k], choices, _join(path, k))
@@ -174,6 +174,8 @@ class _Builder:
                     for i, v in enumerate(value)]
         if name == "profile" and isinstance(value, (dict, str, list)):
             return self.profile(value, path)
+        if name == "failover" and isinstance(value, dict):
+            return self.build(comp_mod.Failover, value, path)
         if name == "consumer" and isinstance(value, dict):
             return self.tagged(COMPONENTS, value, path, "a component") if len(value) == 1 \
                 and next(iter(value)) in COMPONENTS else self.build(comp_mod.Service, value, path)

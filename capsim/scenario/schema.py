@@ -34,11 +34,13 @@ def _field_schema(cls: type, name: str, annotation) -> dict:
         return {"$ref": "#/$defs/profile"}
     if name == "consumer":
         return {"$ref": "#/$defs/Service"}
+    if name == "failover":
+        return {"$ref": "#/$defs/Failover"}
     if name == "visits":
         return {"oneOf": [{"type": "integer", "minimum": 0}, {"$ref": "#/$defs/count"}]}
     if name == "populations":
         return {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/population"}}
-    if name in CHOICES and cls in COMPONENTS.values():
+    if name in CHOICES and (cls in COMPONENTS.values() or name == "writes"):
         return {"type": "string", "enum": list(CHOICES[name])}
     if name == "options":
         return {"type": "array", "items": {
@@ -102,11 +104,11 @@ def json_schema() -> dict:
                  for k in STEPS if k != "Branch"]
     defs["step"] = {"oneOf": [*_tagged(STEPS)["oneOf"], *shorthand]}
     from capsim.model.budget import BOUNDS, Budget
-    from capsim.model.components import Autoscaler, Host, Outage
+    from capsim.model.components import Autoscaler, Failover, Host, Outage
     from capsim.model.flows import Flow
 
     defs["Flow"] = _object(Flow)
-    for cls in (Host, Outage, Autoscaler, Budget, RunSettings):
+    for cls in (Host, Outage, Autoscaler, Failover, Budget, RunSettings):
         defs[cls.__name__] = _object(cls)
     defs["Budget"]["properties"]["bound"]["enum"] = list(BOUNDS)
     return {
