@@ -34,6 +34,18 @@ _EXPORTS: dict[str, str] = {  # public name -> the module that defines it
         "Piecewise", "Profile", "Publish", "Read", "Service", "Spike", "System", "Workload",
         "Write", "Host", "MixedWorkload", "Failover",
     ], "capsim.model"),
+    **dict.fromkeys([
+        "Pool",
+    ], "capsim.model"),
+    **dict.fromkeys([
+        "Backoff", "CircuitBreaker", "RetryBudget",
+    ], "capsim.model"),
+    **dict.fromkeys([
+        "retry_storm",
+    ], "capsim.experiment"),
+    **dict.fromkeys([
+        "DelaySpike", "RateLimit",
+    ], "capsim.model"),
 }
 _SUBPACKAGES = ("analytic", "calibrate", "engine", "experiment", "model", "monitor", "report",
                 "scaling", "scenario")
@@ -78,19 +90,23 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run
         find_saturation,
         growth,
         replicate,
+        retry_storm,
         sweep,
     )
     from capsim.model import (
         CDN,
         Autoscaler,
+        Backoff,
         Branch,
         Budget,
         Cache,
         Call,
+        CircuitBreaker,
         ClosedWorkload,
         Component,
         Database,
         Delay,
+        DelaySpike,
         Diurnal,
         Failover,
         Flow,
@@ -101,9 +117,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run
         OpenWorkload,
         Outage,
         Piecewise,
+        Pool,
         Profile,
         Publish,
+        RateLimit,
         Read,
+        RetryBudget,
         Service,
         Spike,
         System,
@@ -122,4 +141,7 @@ __all__ = [
     "Replications", "ResultStore", "RunLengthWarning", "RunResult", "Service", "Spike",
     "SweepResult", "System", "Workload", "Write", "find_saturation", "growth", "replace",
     "replicate", "simulate", "sweep", "analytic", "monitor",
+    "Backoff", "CircuitBreaker", "RetryBudget", "retry_storm",
+    "DelaySpike", "RateLimit",
+    "Pool",
 ]

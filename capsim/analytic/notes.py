@@ -8,10 +8,12 @@ autoscalers, timeouts and retries, which the twin leaves out, are said so.
 from __future__ import annotations
 
 from capsim.analytic import components as comp
+from capsim.analytic.pools import pool_notes
+from capsim.analytic.shedding import shedding_notes
 from capsim.dists import Exponential
 from capsim.model import Cache, Call, Database
 from capsim.model.flows import _walk
-from capsim.model.workload import PEAK_WINDOW_S
+from capsim.model.workload import PEAK_WINDOW_S, OpenWorkload
 
 __all__ = ["component_notes", "discipline_notes", "open_notes"]
 
@@ -119,8 +121,12 @@ def component_notes(system, workload, stations, states, hit, routes) -> list[str
     guarded = sorted({c.component for f in system.flows for c in _walk(f.steps)
                       if isinstance(c, Call) and getattr(c, "guarded", False)})
     if guarded:
-        notes.append("timeouts and retries are not modelled (one attempt per call, never "
-                     "abandoned): " + ", ".join(guarded))
+        notes.append("timeouts and retries (and breakers, backoff, retry budgets) are not "
+                     "modelled (one attempt per call, never abandoned nor failed fast): "
+                     + ", ".join(guarded))
+    notes += pool_notes(system, workload)  # connection pools, bulkheads
+    # rate limits, lossy hops, queue deadlines, latency spikes
+    notes += shedding_notes(system, closed=not isinstance(workload, OpenWorkload))
     return notes
 
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from capsim.analytic import components as comp
+from capsim.analytic import shedding as shed
 from capsim.analytic.consumers import async_rows, solve_consumers
 from capsim.analytic.disciplines import (
     host_states,
@@ -54,23 +55,27 @@ def solve_open(system, workload, stations, duration_s, populations=None) -> Anal
     def ratio(c):
         return hit[c.name]
 
-    routes = tag_routes(system, system.routes(ratio), stations)
+    gates = shed.gates_for(system, lam, ratio)  # rate limits, lossy hops (analytic.shedding)
+    routes = tag_routes(system, shed.admitted_routes(system.routes(ratio), gates), stations)
     # a finite queue behind a pool of fewer workers than it has room for never drops
     callers = _callers(routes, stations)
     stations = {n: replace(st, queue_capacity=None) if st.queue_capacity is not None
                 and callers.get(n, INF) <= _room(st) else st
                 for n, st in stations.items()}
     sync = {n: st for n, st in stations.items() if not st.consumer}
-    poisson = isinstance(workload.interarrival, Exponential)
+    # a binding rate limit lets through a stream smoother than Poisson
+    poisson = isinstance(workload.interarrival, Exponential) and not shed.smooths(gates)
     markov = poisson and all(
         isinstance(s.service, Exponential) for s in stations.values() if not s.delay)
-    states, hosts = _open_states(system, sync, routes, lam, ca0, markov, poisson)
+    states, hosts = _open_states(system, sync, routes, lam, ca0, markov, poisson,
+                                 shed.station_gates(sync, gates))
     rates = comp.step_rates(system, hit)
     msg_rates = {q: lam * n for q, n in rates.publishes.items()}
     consumer_states, async_groups = solve_consumers(system, stations, msg_rates, ca0, markov)
     states.update(consumer_states)
 
-    by_flow = {f.name: tag_routes(system, system.flow_routes(f, ratio), stations)
+    by_flow = {f.name: tag_routes(system, shed.admitted_routes(system.flow_routes(f, ratio),
+                                                               gates), stations)
                for f in system.flows}
     groups = {f.name: [(r.probability * f.weight, r.calls) for r in by_flow[f.name]]
               for f in system.flows}
@@ -80,6 +85,8 @@ def solve_open(system, workload, stations, duration_s, populations=None) -> Anal
                          for r in by_flow[f]] for name, mix in (populations or {}).items()}
     groups.update({("population", k): g for k, g in pop_groups.items()})
     summary = {label: _request_summary(g, stations, states, lam) for label, g in groups.items()}
+    # a flow's own limit: its rejected requests are errors that visited nothing
+    summary = shed.entry_errors(summary, shed.entry_shares(system, gates, populations))
     pct = latency_percentiles({label: _completed(groups[label], states)
                         for label, (thr, _, _, stable, _) in summary.items()
                         if stable and thr > 0}, stations, states)
@@ -119,11 +126,12 @@ def solve_open(system, workload, stations, duration_s, populations=None) -> Anal
 
 
 def _open_states(system, stations, routes, lam: float, ca0: float, markov: bool,
-                 poisson: bool):
+                 poisson: bool, gates: dict[str, float] | None = None):
     """Request stations: blocking (finite queues) and holding (synchronous calls) are one
     fixed point, since a holder's service includes the waits downstream and drops upstream
     thin the load downstream; so are the slowdowns of processor sharing and shared hosts
-    (which stretch the visits' own service) and the priority classes' waits."""
+    (which stretch the visits' own service) and the priority classes' waits. ``gates``
+    (rate limits, lossy hops) thin the arrivals at the stations they guard."""
     plan = route_plan(routes, lam)
     names = list(stations)
     blocking = dict.fromkeys(names, 0.0)
@@ -135,7 +143,7 @@ def _open_states(system, stations, routes, lam: float, ca0: float, markov: bool,
     states: dict[str, StationState] = {}
     hosts: dict = {}
     for _ in range(1000):
-        arrivals, hops, first, classes = flow_rates(plan, blocking)
+        arrivals, hops, first, classes = flow_rates(plan, blocking, gates)
         holds = {n: any(held for _, held in classes[n]) for n in names}
         mixed = {n: len({own[:2] for own, _ in classes[n]}) > 1 for n in names}
         work = {n: _own_work(stations[n], classes[n]) for n in names}
@@ -195,6 +203,8 @@ def _open_states(system, stations, routes, lam: float, ca0: float, markov: bool,
         ca2_prev = ca2
         if change < 1e-13:
             break
+    for n, share in (gates or {}).items():
+        states[n].gate = share  # a request reaching it survives its gate with this share
     return states, hosts
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from capsim.analytic import components as comp
+from capsim.analytic.pools import patience_state
 from capsim.analytic.queues import erlang_c, ggc_wait, mmc, mmck, mmck_probabilities
 from capsim.dists import Distribution, Exponential
 from capsim.model import System, Visit
@@ -89,6 +90,9 @@ class StationState:
     # priority stations: per priority class (a flow's priority, None last), its
     # (mean wait, wait variance, wait cdf); the station's own ``wq`` is their rate-weighted mean
     classes: dict | None = None
+    # the share of the requests reaching the station that its component's rate limit or
+    # loss lets in (``analytic.shedding``); ``arrival_rate`` counts only those
+    gate: float = 1.0
 
 
 def build_stations(system: System) -> dict[str, Station]:
@@ -143,6 +147,8 @@ def station_state(st: Station, lk: float, eff, markov: bool, ca2: float | None,
                       0.0, 0.0, True, holds, mixed)
     c = st.servers
     offered, own_load = lk * m / c, lk * own / c
+    if st.max_wait_s is not None and st.queue_capacity is None:  # patience: M/M/c + D
+        return patience_state(st, lk, eff, markov, holds, mixed)
     if not math.isfinite(m) or (st.queue_capacity is None and offered >= 1.0):
         thr = c / m if math.isfinite(m) else 0.0
         return StationState(lk, offered, 1.0, thr, INF, INF, INF, INF, 0.0, False, None, 0.0,
@@ -267,7 +273,8 @@ def plain_row(row: tuple) -> tuple:
 def survival(calls, states) -> float:
     out = 1.0
     for call in calls:
-        out *= 1.0 - states[call.component].blocking
+        s = states[call.component]
+        out *= s.gate * (1.0 - s.blocking)
     return out
 
 

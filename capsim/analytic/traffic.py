@@ -32,9 +32,10 @@ def route_plan(routes: tuple[Route, ...], lam: float):
     return plan
 
 
-def flow_rates(plan, blocking: dict[str, float]):
+def flow_rates(plan, blocking: dict[str, float], gates: dict[str, float] | None = None):
     """Arrival rate per station, rate on each hop (j -> k, whether j holds), first-visit rate
-    per station, and the rate of each visit class per station."""
+    per station, and the rate of each visit class per station. ``gates`` (station -> share
+    let in: a rate limit, a lossy hop) thin the requests before the station they guard."""
     arrivals = dict.fromkeys(blocking, 0.0)
     hops: dict[tuple[str, str, bool], float] = {}
     first = dict.fromkeys(blocking, 0.0)
@@ -42,6 +43,8 @@ def flow_rates(plan, blocking: dict[str, float]):
     for rate, visits in plan:
         prev: tuple[str, bool] | None = None
         for k, cls in visits:
+            if gates and k in gates:
+                rate *= gates[k]
             arrivals[k] += rate
             classes[k][cls] = classes[k].get(cls, 0.0) + rate
             if prev is None:

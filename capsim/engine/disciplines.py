@@ -121,11 +121,7 @@ class PriorityStation(Station):
             while level and t - level[0].t_arr > limit:
                 lost = level.popleft()
                 queue.size -= 1
-                self.n -= 1
-                self.drops += 1
-                if type(lost) is Customer:
-                    lost.t_now = t
-                    self.on_drop(lost)
+                self._lose(lost, t)
 
 
 # -- processor sharing -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """What changes a network while it runs: outages, and autoscalers starting and stopping
 instances. Both act through ``Station.set_servers`` at times of their own (SimPy timeouts), so
-the request path does not know about them.
+the request path does not know about them. Latency spikes on hops are scheduled the same way
+(``schedule_spike``; the hop's spike gate reads their state).
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ def schedule_outage(net: Network, outage) -> None:
 
     net.env.timeout(outage.start_s).callbacks.append(down)
     net.env.timeout(outage.start_s + outage.duration_s).callbacks.append(up)
+
+
+def schedule_spike(net: Network, spike, state) -> None:
+    """Turn a hop's latency spike on at its start and off at its end (``state`` is the
+    hop's ``engine.shedding.SpikeState``: requests entering meanwhile are spiked)."""
+    net.env.timeout(spike.start_s).callbacks.append(lambda _event: state.begin(spike))
+    net.env.timeout(spike.start_s + spike.duration_s).callbacks.append(
+        lambda _event: state.end(spike))
 
 
 def _fails_over(net: Network, comp, outage) -> bool:

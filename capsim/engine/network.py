@@ -18,7 +18,10 @@ from capsim.engine.customer import Customer
 from capsim.engine.disciplines import make_hosts, make_station
 from capsim.engine.dynamics import Scaler, schedule_outage
 from capsim.engine.failover import FailoverCommitted, FailoverWrite, make_failovers
+from capsim.engine.pools import Limits
 from capsim.engine.program import Compiler
+from capsim.engine.resilience import make_call
+from capsim.engine.shedding import Shedding
 from capsim.engine.station import Station
 from capsim.engine.steps import (
     AttemptDone,
@@ -70,6 +73,9 @@ class Network:
         # finish what they were given (in service or queued) before they stop
         self.draining: set[Station] = set()
         self.scalers = [Scaler(self, a) for a in system.autoscalers]
+        # rate limits, queue deadlines, lossy hops, latency spikes (engine.shedding)
+        self.shedding = Shedding(self)
+        self.pools = Limits(self)  # connection pools and bulkheads (engine.pools)
 
     def __getitem__(self, name: str) -> Station:
         if name not in self.stations:
@@ -91,6 +97,11 @@ class Network:
         elif self.on_drop is not None:
             self.on_drop(cust)
 
+    def limits(self, step, where: str) -> tuple[list, list]:
+        """The steps to put before and after ``step``: its pool's connection, its caller's
+        bulkhead slot (none in a system without pools or bulkheads)."""
+        return self.pools.around(step, where)
+
     def of(self, component: str) -> list[Station]:
         """The stations a component is made of."""
         return [self.stations[s.name] for s in self.specs.values() if s.component == component]
@@ -104,7 +115,8 @@ class Network:
         async_finish = async_finish or finish
         first = len(self.system.flows) if async_route is None else async_route
         compiler = Compiler(self, lambda key: stream(self.root, key))
-        flows = [compiler.compile(flow, finish) for flow in self.system.flows]
+        flows = [self.shedding.entry(flow, compiler.compile(flow, finish))
+                 for flow in self.system.flows]
         self.async_programs = {}
         self.async_index = {}
         for i, c in enumerate(q for q in self.system.components if isinstance(q, MessageQueue)):
@@ -118,9 +130,11 @@ class Network:
     def timed_call(self, step, where: str, compiler, after_index: int):
         """A call the caller watches: each attempt runs the call as a child request."""
         plain = type(step)(step.component, step.calls, service_time=step.service_time)
-        node = TimedCall(self, step, after_index)
+        name = f"{where.removeprefix('flow:')} -> {step.component}"
+        # a breaker, budget or backoff is per call step, under this name
+        node = make_call(self, step, after_index, name)
         node.sub = compiler.compile_steps([plain], AttemptDone(), f"{where}/attempt")
-        self.timed_calls[f"{where.removeprefix('flow:')} -> {step.component}"] = node
+        self.timed_calls[name] = node
         return node
 
     def call(self, step, where: str, holding: bool):
@@ -128,9 +142,11 @@ class Network:
         stations = self.of(comp.name)
         policy = comp.balancing if isinstance(comp, Service) else "round_robin"
         if len(stations) == 1 and not holding:
-            return stations[0].arrive
-        return Balancer(stations, policy, stream(self.root, f"balance:{where}"),
-                        hold=holding, closed=self.draining)
+            visit = stations[0].arrive
+        else:
+            visit = Balancer(stations, policy, stream(self.root, f"balance:{where}"),
+                             hold=holding, closed=self.draining)
+        return self.shedding.visit(comp, visit)  # the visit itself unless it sheds load
 
     def read(self, step, where: str):
         """(visit step, decision step or None) for a Read."""

@@ -63,6 +63,8 @@ class Compiler:
                                             self.rng_for(f"own-service:{here}"))))
 
     def _emit_step(self, step, program: list[Step], here: str) -> None:
+        before, after = self.net.limits(step, here)  # a pool's, a bulkhead's (mostly none)
+        program.extend(before)
         if isinstance(step, Call) and step.guarded:
             # each attempt is a child request: its own service is set inside the attempt
             program.append(self.net.timed_call(step, here, self, len(program) + 1))
@@ -76,6 +78,8 @@ class Compiler:
             self._own_service(step, program, here)
             visit, decision = self.net.read(step, here)
             program.append(visit)
+            program.extend(after)  # a cache's slot is for its own visit, not the miss steps
+            after = []
             if decision is not None:
                 program.append(decision)
                 self._emit(step.on_miss, program, f"{here}/miss")
@@ -99,3 +103,4 @@ class Compiler:
                 jump.target = len(program)
         else:  # pragma: no cover - the model validates step types
             raise TypeError(f"cannot compile step {step!r}")
+        program.extend(after)

@@ -98,14 +98,27 @@ class RunResult:
     call_names: tuple[str, ...] = ()
     autoscaling: tuple[tuple[str, float, int, int], ...] = ()
     failovers: tuple[tuple, ...] = ()  # one per primary failure, engine.failover's columns
-    # (K, caches + databases, 4) cumulative: caches hits, misses, stale hits, stale age sum;
-    # databases reads after a write, stale reads, writes refused by a failover, writes lost
-    # with a failed primary; calls with a timeout or retries:
-    # calls, attempts, timeouts, failures
+    # (K, caches + databases + 2 x calls, 4) cumulative: caches hits, misses, stale hits,
+    # stale age sum; databases reads after a write, stale reads, writes refused by a
+    # failover, writes lost with a failed primary; calls with a timeout or retries:
+    # calls, attempts, timeouts, failures; then the same calls again: fast fails (breaker),
+    # retries denied (budget), retries sent, seconds of backoff
     probe_samples: np.ndarray | None = None
+    breakers: tuple[tuple, ...] = ()  # every breaker change, engine.resilience's columns
+    # rate limits, queue deadlines and lossy hops (engine.shedding): per point (name, scope,
+    # kind, status, rate_per_s, burst), and their (K, points, 2) cumulative counters at the
+    # sample times: passed (admitted, started, delivered), shed (rejected, expired, lost)
+    shedding_points: tuple[tuple, ...] = ()
+    shed_samples: np.ndarray | None = None
     events: int = 0
     wall_s: float = 0.0
     trace_log: tuple = field(default=(), repr=False)
+    # connection pools and bulkheads (engine.pools): per limiter (kind, name, target, caller,
+    # size, patience, service), their (K, limiters, 8) counters at the sample times (in the
+    # order of engine.pools.LIMIT_COUNTERS), and per limiter its (time served, wait) > 0
+    limiters: tuple[tuple, ...] = ()
+    limiter_samples: np.ndarray | None = field(default=None, repr=False)
+    limiter_waits: tuple = field(default=(), repr=False)
 
     # -- counters ---------------------------------------------------------------------------
     def counter(self, name: str) -> np.ndarray:
@@ -438,6 +451,32 @@ class RunResult:
         out.insert(7, "recovery_s", out["promoted_at_s"] - out["failed_at_s"])
         return out
 
+    def pools(self) -> pd.DataFrame:
+        """Per connection pool over the window (one per caller instance, or the system's):
+        queries that asked for a connection (``requests``), got one (``acquired``), found
+        none free (``waited``; ``exhausted_share`` of the requests), the mean and p99 wait
+        of those served (zeros included), the ones that gave up (``timeouts``, errors), and
+        the connections in use (mean, most, utilization of ``size``) and queries waiting."""
+        from capsim.engine.pools import pool_table
+
+        return pool_table(self)
+
+    def bulkheads(self) -> pd.DataFrame:
+        """Per bulkhead (an instance's, for one dependency) over the window: the calls it
+        saw, admitted and rejected (failed at once: errors of their flows), and its slots in
+        use (mean and most)."""
+        from capsim.engine.pools import bulkhead_table
+
+        return bulkhead_table(self)
+
+    def pool_timeseries(self) -> pd.DataFrame:
+        """Pools and bulkheads per sampling interval (the whole run): time_s (the interval's
+        end), name, metric (mean_in_use, max_in_use, mean_waiting, requests, waited,
+        failed), value."""
+        from capsim.engine.pools import limit_timeseries
+
+        return limit_timeseries(self)
+
     def timeseries(self, window_s: float | None = None) -> pd.DataFrame:
         """What a dashboard would have shown: one row per (window end, name, metric).
 
@@ -500,6 +539,51 @@ class RunResult:
         out["value"] = out["value"].astype(float)
         return out
 
+    def _shed_window(self) -> np.ndarray:
+        """(points, 2): passed and shed over the measured window."""
+        if self.shed_samples is None:
+            return np.zeros((0, 2))
+        i0 = int(np.searchsorted(self.sample_times_s, self.warmup_s - 1e-9))
+        return self.shed_samples[-1] - self.shed_samples[i0]
+
+    def shedding(self) -> pd.DataFrame:
+        """Every point that sheds load or loses requests, over the window: rate limits
+        (``kind="rate_limit"``: rejected, status 429; ``scope`` says whether it is a
+        component's or a flow's), queue deadlines (``"queue_deadline"``: dropped for
+        waiting too long, 503) and lossy hops (``"loss"``: lost on the wire). ``seen`` =
+        ``passed`` + ``shed``; a shed request is an error of its flow unless a retry of its
+        call succeeded."""
+        import pandas as pd
+
+        from capsim.engine.shedding import SHEDDING_COLUMNS
+
+        rows = []
+        for (name, scope, kind, status, _, _), (passed, shed) in zip(
+                self.shedding_points, self._shed_window(), strict=True):
+            seen = passed + shed
+            rows.append((name, scope, kind, status, int(seen), int(passed), int(shed),
+                         shed / seen if seen else np.nan, shed / self.window_s))
+        return pd.DataFrame(rows, columns=list(SHEDDING_COLUMNS))
+
+    def rate_limits(self) -> pd.DataFrame:
+        """Per token bucket (a ``RateLimit`` of a component or of a flow) over the window:
+        requests offered to it, admitted, rejected (429), the admitted rate (at most
+        ``rate_per_s`` in the long run) and the share rejected. (``limiters`` are the
+        connection pools and bulkheads.)"""
+        import pandas as pd
+
+        from capsim.engine.shedding import LIMITER_COLUMNS
+
+        rows = []
+        for (name, scope, kind, status, rate, burst), (passed, shed) in zip(
+                self.shedding_points, self._shed_window(), strict=True):
+            if kind != "rate_limit":
+                continue
+            seen = passed + shed
+            rows.append((name, scope, rate, burst, int(seen), int(passed), int(shed),
+                         passed / self.window_s, shed / seen if seen else np.nan, status))
+        return pd.DataFrame(rows, columns=list(LIMITER_COLUMNS))
+
     def instances(self) -> pd.DataFrame:
         """Autoscaled services over time: instances paid for (running, booting included) and
         instances serving, at each change."""
@@ -509,18 +593,53 @@ class RunResult:
                             columns=["component", "time_s", "instances", "serving"])
 
     def calls(self) -> pd.DataFrame:
-        """Per call with a timeout or retries, over the window: calls, attempts (retries
-        included), timeouts, failures, and the amplification attempts / calls."""
+        """Per call with a timeout, retries or a breaker, over the window: calls, attempts
+        sent to the callee (retries included), retries, timeouts, failed calls, the
+        amplification attempts / calls; calls a breaker failed fast (``fast_fails``, their
+        attempt never sent) and retries a budget refused (``retries_denied``), both among the
+        failures; and the seconds callers waited in backoff before retrying (``backoff_s``)."""
         import pandas as pd
 
         start = len(self.cache_names) + len(self.database_names)
-        d = self._probe_window()[start:]
-        rows = [{"call": name, "calls": int(c), "attempts": int(a), "retries": int(a - c),
+        n = len(self.call_names)
+        d = self._probe_window()[start:start + 2 * n]
+        base, more = d[:n], d[n:]
+        if len(more) < n:  # a run from before calls had a second probe
+            more = np.column_stack([np.zeros((n, 2)), base[:, 1] - base[:, 0], np.zeros(n)])
+        rows = [{"call": name, "calls": int(c), "attempts": int(a), "retries": int(r),
                  "timeouts": int(t), "failures": int(f),
-                 "amplification": a / c if c else np.nan}
-                for name, (c, a, t, f) in zip(self.call_names, d, strict=True)]
+                 "amplification": a / c if c else np.nan, "fast_fails": int(ff),
+                 "retries_denied": int(rd), "backoff_s": float(w)}
+                for name, (c, a, t, f), (ff, rd, r, w) in zip(self.call_names, base, more,
+                                                               strict=True)]
         return pd.DataFrame(rows, columns=["call", "calls", "attempts", "retries", "timeouts",
-                                           "failures", "amplification"])
+                                           "failures", "amplification", "fast_fails",
+                                           "retries_denied", "backoff_s"])
+
+    def breaker_log(self) -> pd.DataFrame:
+        """Every circuit-breaker change over the whole run (warm-up included), by time: the
+        call (as ``calls()`` names it), when, the state it left and the one it entered
+        (``closed``, ``open``, ``half_open``)."""
+        import pandas as pd
+
+        from capsim.engine.resilience import BREAKER_COLUMNS
+
+        return pd.DataFrame(list(self.breakers), columns=list(BREAKER_COLUMNS))
+
+    def breaker_state(self, call: str) -> pd.DataFrame:
+        """The state of ``call``'s breaker as a step function over the run, for a figure:
+        rows (time_s, state, level) from 0 to ``duration_s``, each state holding until the
+        next row (``drawstyle="steps-post"``); level 0 closed, 1 half-open, 2 open."""
+        import pandas as pd
+
+        if call not in self.call_names:
+            raise fail("RunResult.breaker_state", "call", "must be one of the calls "
+                       f"({', '.join(self.call_names) or 'none'})", call)
+        levels = {"closed": 0, "half_open": 1, "open": 2}
+        rows = [(0.0, "closed")] + [(t, to) for c, t, _, to in self.breakers if c == call]
+        rows.append((self.duration_s, rows[-1][1]))
+        return pd.DataFrame({"time_s": [t for t, _ in rows], "state": [s for _, s in rows],
+                             "level": [levels[s] for _, s in rows]})
 
     def hit_ratio_timeseries(self) -> pd.DataFrame:
         """Hit ratio per sampling interval and cache (a cold cache warming up)."""

@@ -12,6 +12,7 @@ from capsim.engine.clock import BareEvent, events_scheduled, schedule
 from capsim.engine.customer import LOWEST, Customer
 from capsim.engine.failover import failover_records
 from capsim.engine.network import Network
+from capsim.engine.resilience import breaker_records, call_probes
 from capsim.engine.result import RunResult
 from capsim.engine.sources import ClosedSource, OpenSource, Recorder, _RoutePicker, send_home
 from capsim.engine.station import Station
@@ -74,6 +75,8 @@ def simulate(
     else:
         finish, drop = recorder.finish, recorder.drop
     net = Network(system, env, root, on_drop=drop, trace=tracing)
+    if log is not None:
+        net.pools.trace_into(log)  # pools' and bulkheads' acquires, waits, releases...
     programs, _ = net.programs(_traced_finish(finish, log, env),
                                async_route=len(table.route_flow))
     sources = []
@@ -99,12 +102,24 @@ def simulate(
                                         prios))
 
     stations = list(net.stations.values()) + list(net.hosts.values())
+    # each call has two probes: its attempts, then its breaker, budget and backoff
     probes = (list(net.caches.values()) + list(net.databases.values())
-              + list(net.timed_calls.values()))
+              + list(net.timed_calls.values()) + call_probes(net))
     sampler = Sampler(env, stations + probes, _sample_times(duration_s, warmup_s,
                                                               sample_interval_s))
+    # rate limits, deadlines and lossy hops: their counters at the same times (only if any)
+    shedders = net.shedding.probes()
+    shed_sampler = Sampler(env, shedders, _sample_times(duration_s, warmup_s,
+                                                        sample_interval_s)) if shedders else None
+    limiters = net.pools.all  # connection pools and bulkheads: theirs too (engine.pools)
+    pool_sampler = Sampler(env, limiters, _sample_times(duration_s, warmup_s,
+                                                        sample_interval_s)) if limiters else None
     env.run(until=duration_s)
     sampler.take(None)
+    if shed_sampler is not None:
+        shed_sampler.take(None)
+    if pool_sampler is not None:
+        pool_sampler.take(None)
     arrival_s, finish_s, route, drop_arrival_s, drop_route = recorder.arrays()
     # judge stability at each population's rate: an open one at its busiest five minutes (as
     # the twin), a closed loop at the rate it completed (it offers what it completes)
@@ -174,11 +189,16 @@ def simulate(
         autoscaling=tuple((sc.spec.component, t, running, serving)
                           for sc in net.scalers for t, running, serving in sc.history),
         failovers=failover_records(net),
+        breakers=breaker_records(net),
         probe_samples=np.asarray([row[n_stations:] for row in sampler.rows],
                                  dtype=float).reshape(len(sampler.rows), len(probes), 4),
+        shedding_points=net.shedding.points(),
+        shed_samples=None if shed_sampler is None else np.asarray(
+            shed_sampler.rows, dtype=float).reshape(len(shed_sampler.rows), len(shedders), 2),
         events=events_scheduled(env),
         wall_s=time.perf_counter() - started,
         trace_log=tuple(log) if log is not None else (),
+        **net.pools.run_fields(pool_sampler),
     )
 
 

@@ -100,6 +100,7 @@ class Station(Counted):
         self.n = 0  # present: in service + waiting
         self._draws = draws
         self.max_wait_s = max_wait_s
+        self.expired = 0  # cumulative drops of ``max_wait_s`` (sampled, never reset)
         self._callbacks = (self._done,)
         self._holding_callbacks = (self._held,)
         self.reset_stats()
@@ -201,15 +202,22 @@ class Station(Counted):
             nxt.succeed()
 
     def _expire(self, now: float) -> None:
-        """Drop waiting requests older than ``max_wait_s`` (a topic's retention)."""
+        """Drop waiting requests older than ``max_wait_s`` (a topic's retention, a service's
+        queue deadline): called when a server is about to take the next one, so a request
+        is dropped exactly when it would otherwise have started late, and never served."""
         queue = self.queue
         while queue and now - queue[0].t_arr > self.max_wait_s:
-            lost = queue.popleft()
-            self.n -= 1
-            self.drops += 1
-            if type(lost) is Customer:
-                lost.t_now = now
-                self.on_drop(lost)
+            self._lose(queue.popleft(), now)
+
+    def _lose(self, lost, now: float) -> None:
+        """``lost`` waited too long: it leaves the queue as a drop (counted in ``drops`` and
+        in ``expired``, which tells it from a full queue's)."""
+        self.n -= 1
+        self.drops += 1
+        self.expired += 1
+        if type(lost) is Customer:
+            lost.t_now = now
+            self.on_drop(lost)
 
     def set_servers(self, servers: int) -> None:
         """Change how many servers work (an outage sets 0): work in progress finishes; when

@@ -220,6 +220,12 @@ class TimedCall:
     def counters(self) -> tuple[float, ...]:
         return (self.calls, self.attempts, self.timeouts, self.failures)
 
+    def more_counters(self) -> tuple[float, ...]:
+        """The second probe of a call (``engine.resilience.ResilientCall`` fills it): calls
+        failed fast by a breaker, retries a budget denied, retries sent, seconds of backoff.
+        Without those, every attempt after a call's first is a retry sent at once."""
+        return (0, 0, self.attempts - self.calls, 0.0)
+
 
 class AttemptDone:
     """The last step of an attempt: tell the call it belongs to."""

@@ -4,6 +4,7 @@ the load test planned by simulating it first."""
 from capsim.experiment.growth import growth, growth_curve
 from capsim.experiment.loadtest import LoadTestPlan, plan_load_test
 from capsim.experiment.replications import Replications, replicate
+from capsim.experiment.retry_storm import retry_storm
 from capsim.experiment.saturation import Saturation, SaturationSearch, find_saturation
 from capsim.experiment.stats import ci_table, mean_ci
 from capsim.experiment.store import NullStore, ResultStore, fingerprint
@@ -29,6 +30,7 @@ __all__ = [
     "mser",
     "plan_load_test",
     "replicate",
+    "retry_storm",
     "sweep",
     "twin_breaks_on",
     "twin_gap",

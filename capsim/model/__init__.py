@@ -8,15 +8,18 @@ from capsim.model.components import (
     Component,
     Database,
     Delay,
+    DelaySpike,
     Failover,
     Host,
     MessageQueue,
     Outage,
+    RateLimit,
     Service,
 )
 from capsim.model.demands import averaged, demand_table
 from capsim.model.flows import Branch, Call, Flow, Publish, Read, Route, Write
 from capsim.model.lowering import StationSpec, Visit
+from capsim.model.pools import Pool
 from capsim.model.profiles import (
     Constant,
     Diurnal,
@@ -27,6 +30,7 @@ from capsim.model.profiles import (
     Spike,
     Step,
 )
+from capsim.model.resilience import Backoff, CircuitBreaker, RetryBudget
 from capsim.model.system import System
 from capsim.model.workload import (
     ClosedWorkload,
@@ -56,6 +60,8 @@ __all__ = [
     "Cache",
     "Database",
     "Delay",
+    "DelaySpike",
+    "RateLimit",
     "Host",
     "MixedWorkload",
     "Population",
@@ -64,12 +70,16 @@ __all__ = [
     "MessageQueue",
     "Failover",
     "Outage",
+    "Pool",
     "Publish",
     "Read",
     "StationSpec",
     "Visit",
     "Write",
     "Call",
+    "Backoff",
+    "CircuitBreaker",
+    "RetryBudget",
     "ClosedWorkload",
     "Component",
     "Flow",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from capsim.dists import Distribution
 from capsim.errors import check_int, check_name, check_number, fail
+from capsim.model.pools import Pool, check_bulkheads, check_pool
 
 BALANCING = ("round_robin", "random", "least_connections", "power_of_two")
 DISCIPLINES = ("fcfs", "ps", "priority")
@@ -75,6 +76,18 @@ class Service(Component):
     many requests it works on at once; the rest wait FIFO), and their work shares the host's
     cores with every other component on it. An infinite-server delay centre is a
     :class:`Delay`.
+
+    Load shedding: ``rate_limit`` (a :class:`RateLimit`, one token bucket for all instances,
+    as a gateway in front of them) rejects arrivals beyond its rate at once (429);
+    ``queue_deadline_s`` drops a request that has waited longer than that when a worker
+    would start it (its caller gave up), so a backlog does not make every later request
+    late too (fcfs and priority pools, not on a host).
+
+    ``bulkheads`` (``{"payments": 4}``): while a worker of an instance is in a call to a
+    dependency it makes inside ``Call(this, calls=[...])``, at most that many of the
+    instance's workers may be in calls to it at once; one call more fails at once (an error
+    of its flow, counted in ``RunResult.bulkheads()``) instead of tying up another worker,
+    so a slow dependency exhausts only its own slots.
     """
 
     servers: int = 1
@@ -85,10 +98,14 @@ class Service(Component):
     discipline: str = "fcfs"
     max_concurrency: int | None = None
     host: str | None = None
+    rate_limit: RateLimit | None = None
+    queue_deadline_s: float | None = None
+    bulkheads: tuple[tuple[str, int], ...] | dict[str, int] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_int(self.label, "servers", self.servers, minimum=1)
+        object.__setattr__(self, "bulkheads", check_bulkheads(self.label, self.bulkheads))
         _check_dist(self.label, "service_time", self.service_time)
         if self.queue_capacity is not None:
             check_int(self.label, "queue_capacity", self.queue_capacity, minimum=0)
@@ -113,6 +130,13 @@ class Service(Component):
                 raise fail(self.label, "max_concurrency", "is not used on a host: there "
                            "``servers`` are the threads, which already cap the requests in "
                            "service", self.max_concurrency)
+        _check_rate_limit(self.label, self.rate_limit)
+        if self.queue_deadline_s is not None:
+            check_number(self.label, "queue_deadline_s", self.queue_deadline_s)
+            if self.discipline == "ps" or self.host is not None:
+                raise fail(self.label, "queue_deadline_s", "needs an fcfs or priority pool "
+                           "off a host (a processor-sharing or hosted pool has no deadline)",
+                           self.queue_deadline_s)
 
     @property
     def capacity_per_s(self) -> float:
@@ -122,13 +146,22 @@ class Service(Component):
 
 @dataclass(frozen=True)
 class Delay(Component):
-    """Pure latency with no queue (a network hop, an external API): infinite servers."""
+    """Pure latency with no queue (a network hop, an external API): infinite servers.
+
+    ``loss``: each request entering the hop is lost with that probability (never delivered,
+    an error counted at the hop). A caller with ``timeout_s`` sees nothing come back and
+    times out (then may retry), as a lost TCP request looks; with no timeout watching it the
+    request fails at once, as a reset connection would."""
 
     latency: Distribution | None = None
+    loss: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_dist(self.label, "latency", self.latency)
+        if check_number(self.label, "loss", self.loss, strict=False) >= 1.0:
+            raise fail(self.label, "loss", "must be < 1 (a probability; a dead hop is an "
+                       "Outage)", self.loss)
 
     @property
     def capacity_per_s(self) -> float:
@@ -257,7 +290,10 @@ class Database(Component):
     (asynchronous replication). ``failover`` promotes a replica when a primary fails (see
     :class:`Failover`; it needs ``read_replicas >= 1``). ``host`` places a single database
     server on a :class:`Host` (``servers`` are then its connections, sharing the host's cores
-    with the other components there)."""
+    with the other components there). ``pool`` is its callers' connection pool (see
+    :class:`Pool`): a query waits for a connection before it queues here, and the pool's
+    connections in all, when fewer than a box's ``servers``, are all the box ever serves
+    (``System.stations()`` gives it that many servers)."""
 
     servers: int = 1
     service_time: Distribution | None = None
@@ -271,11 +307,13 @@ class Database(Component):
     queue_capacity: int | None = None
     host: str | None = None
     failover: Failover | None = None
+    pool: Pool | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_int(self.label, "servers", self.servers, minimum=1)
         _check_dist(self.label, "service_time", self.service_time)
+        check_pool(self.label, self.pool)
         check_int(self.label, "read_replicas", self.read_replicas, minimum=0)
         if self.failover is not None:
             if not isinstance(self.failover, Failover):
@@ -343,6 +381,11 @@ class MessageQueue(Component):
         if not isinstance(self.consumer, Service):
             raise fail(self.label, "consumer", "must be a Service (the consumer group)",
                        self.consumer)
+        for name in ("rate_limit", "queue_deadline_s"):
+            if getattr(self.consumer, name) is not None:
+                raise fail(self.label, f"consumer.{name}", "is not used by a consumer group "
+                           "(messages are not rejected; retention_s loses old ones)",
+                           getattr(self.consumer, name))
         if self.consumer.servers > self.partitions:
             raise fail(self.label, "consumer.servers", f"must be <= partitions "
                        f"({self.partitions}): a partition has at most one consumer",
@@ -391,6 +434,49 @@ class Outage:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A token bucket (an API gateway's limit): ``rate_per_s`` tokens a second refill it
+    continuously up to ``burst`` (full at the start; None: one second's worth, at least 1).
+    Each request takes a token; one that finds less than a whole token is rejected at once
+    (HTTP 429, an error of its flow that a caller's retries may repeat). No randomness: the
+    same arrivals give the same admissions. In the long run it admits min(offered,
+    rate_per_s) per second; ``burst`` is how many pass at once after a quiet spell."""
+
+    rate_per_s: float
+    burst: float | None = None
+
+    def __post_init__(self) -> None:
+        rate = check_number("RateLimit", "rate_per_s", self.rate_per_s)
+        if self.burst is None:
+            object.__setattr__(self, "burst", max(1.0, rate))
+        check_number("RateLimit", "burst", self.burst, minimum=1.0, strict=False)
+
+
+@dataclass(frozen=True)
+class DelaySpike:
+    """A latency spike on a hop: every request entering the :class:`Delay` ``component``
+    from ``start_s`` for ``duration_s`` takes ``factor`` x its latency plus ``extra_s``
+    (a congested link, a slow external API). Given in ``System(spikes=[...])``."""
+
+    component: str
+    start_s: float
+    duration_s: float
+    factor: float = 1.0
+    extra_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        owner = f"DelaySpike({self.component!r})"
+        check_name("DelaySpike", "component", self.component)
+        check_number(owner, "start_s", self.start_s, strict=False)
+        check_number(owner, "duration_s", self.duration_s)
+        check_number(owner, "factor", self.factor)
+        check_number(owner, "extra_s", self.extra_s, strict=False)
+        if self.factor == 1.0 and self.extra_s == 0.0:
+            raise fail(owner, "factor", "gives no spike: set factor != 1 or extra_s > 0",
+                       self.factor)
+
+
+@dataclass(frozen=True)
 class Autoscaler:
     """Target tracking for a replicated Service: every ``interval_s`` it measures the average
     utilization of the running instances and asks for ceil(running x utilization / target)
@@ -422,6 +508,12 @@ class Autoscaler:
 def _check_dist(owner: str, field: str, value) -> None:
     if not isinstance(value, Distribution):
         raise fail(owner, field, "must be a distribution such as Exponential(mean=0.01)", value)
+
+
+def _check_rate_limit(owner: str, value) -> None:
+    """A ``rate_limit`` is None or a RateLimit (shared by Service and Flow)."""
+    if value is not None and not isinstance(value, RateLimit):
+        raise fail(owner, "rate_limit", "must be a RateLimit(rate_per_s, burst)", value)
 
 
 def _check_host(owner: str, host) -> None:

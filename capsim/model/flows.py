@@ -8,6 +8,8 @@ from typing import Union
 
 from capsim.dists import Count, Distribution
 from capsim.errors import ModelError, check_int, check_name, check_number, fail
+from capsim.model.components import RateLimit, _check_rate_limit
+from capsim.model.resilience import Backoff, CircuitBreaker, RetryBudget
 
 Visits = Union[int, Count]  # noqa: UP007 - a repeat count: fixed, or drawn per request
 
@@ -28,6 +30,18 @@ def _check_demand(owner: str, step) -> None:
     check_int(owner, "visits", step.visits, minimum=0)
 
 
+def _check_resilience(owner: str, call) -> None:
+    """A call's breaker, backoff and retry budget: of their types, and the last two only
+    with retries to act on."""
+    for name, cls in (("breaker", CircuitBreaker), ("backoff", Backoff),
+                      ("retry_budget", RetryBudget)):
+        value = getattr(call, name)
+        if value is not None and not isinstance(value, cls):
+            raise fail(owner, name, f"must be a {cls.__name__} (or None)", value)
+        if value is not None and name != "breaker" and call.retries < 1:
+            raise fail(owner, name, "needs retries >= 1 (there is nothing to retry)", value)
+
+
 @dataclass(frozen=True)
 class Call:
     """Visit ``component`` once and wait for it (a synchronous call).
@@ -45,6 +59,11 @@ class Call:
     the whole call, nested calls included, one after another: an int, or a count distribution
     drawn per request (``Geometric(mean=10)`` queries on a listing page). Each repeat queues
     on its own.
+
+    ``breaker`` (a :class:`CircuitBreaker`) fails calls fast while the callee keeps failing;
+    ``backoff`` (a :class:`Backoff`) waits before each retry instead of retrying at once (the
+    default); ``retry_budget`` (a :class:`RetryBudget`) caps retries at a share of the calls.
+    Both of the last two need ``retries >= 1``. See ``capsim.model.resilience``.
     """
 
     component: str
@@ -53,6 +72,9 @@ class Call:
     retries: int = 0
     service_time: Distribution | None = None
     visits: Visits = 1
+    breaker: CircuitBreaker | None = None
+    backoff: Backoff | None = None
+    retry_budget: RetryBudget | None = None
 
     def __post_init__(self) -> None:
         owner = f"Call({self.component!r})"
@@ -63,11 +85,12 @@ class Call:
             check_number(owner, "timeout_s", self.timeout_s)
         check_int(owner, "retries", self.retries, minimum=0)
         _check_demand(owner, self)
+        _check_resilience(owner, self)
 
     @property
     def guarded(self) -> bool:
-        """True when the caller watches this call (a timeout or retries)."""
-        return self.timeout_s is not None or self.retries > 0
+        """True when the caller watches this call (a timeout, retries or a breaker)."""
+        return self.timeout_s is not None or self.retries > 0 or self.breaker is not None
 
 
 @dataclass(frozen=True)
@@ -176,12 +199,16 @@ class Flow:
     """A kind of request: its share of traffic (``weight``) and the ``steps`` it takes.
 
     ``priority`` orders it at services with ``discipline="priority"`` (lower first,
-    non-preemptive; flows without one come after every flow with one)."""
+    non-preemptive; flows without one come after every flow with one).
+
+    ``rate_limit`` (a :class:`RateLimit`) admits this flow's requests at entry through a
+    token bucket of its own; one that finds no token is rejected at once (429)."""
 
     name: str
     weight: float = 1.0
     steps: tuple[Step, ...] = ()
     priority: int | None = None
+    rate_limit: RateLimit | None = None
 
     def __post_init__(self) -> None:
         check_name("Flow", "name", self.name)
@@ -189,6 +216,7 @@ class Flow:
         check_number(owner, "weight", self.weight)
         if self.priority is not None:
             check_int(owner, "priority", self.priority, minimum=0)
+        _check_rate_limit(owner, self.rate_limit)
         object.__setattr__(self, "steps", _as_steps(owner, "steps", self.steps))
         if not any(True for _ in _walk(self.steps)):
             raise ModelError(f"{owner}.steps: calls no component on any branch")

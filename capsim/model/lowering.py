@@ -19,6 +19,7 @@ from capsim.dists import Count, Distribution
 from capsim.errors import ModelError
 from capsim.model.components import CDN, Cache, Component, Database, Delay, MessageQueue, Service
 from capsim.model.flows import Branch, Call, Publish, Read, Route, Write
+from capsim.model.pools import pooled_stations
 from capsim.model.popularity import che_hit_ratio, lru_hit_ratio
 from capsim.schema import async_flow
 
@@ -32,7 +33,9 @@ class StationSpec:
     servers: int | None
     service_time: Distribution
     queue_capacity: int | None = None
-    max_wait_s: float | None = None  # waiting longer than this loses the request (retention)
+    # a request that has waited longer than this when a server would take it is lost: a
+    # topic's retention, a service's queue deadline
+    max_wait_s: float | None = None
     discipline: str = "fcfs"  # fcfs, ps (processor sharing over ``servers`` cores), priority
     max_concurrency: int | None = None  # ps: most requests sharing the cores at once
     host: str | None = None  # on a Host: ``servers`` are threads sharing its cores
@@ -70,14 +73,17 @@ class Visit:
 def stations(system) -> tuple[StationSpec, ...]:
     out: list[StationSpec] = []
     for c in system.components:
-        out.extend(component_stations(c))
+        specs = component_stations(c)
+        if getattr(c, "pool", None) is not None:  # a binding pool is all its boxes serve
+            specs = pooled_stations(system, c, specs)
+        out.extend(specs)
     return tuple(out)
 
 
 def component_stations(c: Component) -> list[StationSpec]:
     if isinstance(c, Service):
-        return [StationSpec(n, c.name, c.servers, c.service_time, c.queue_capacity, None,
-                            c.discipline, c.max_concurrency, c.host)
+        return [StationSpec(n, c.name, c.servers, c.service_time, c.queue_capacity,
+                            c.queue_deadline_s, c.discipline, c.max_concurrency, c.host)
                 for n in instance_names(c)]
     if isinstance(c, Delay):
         return [StationSpec(c.name, c.name, None, c.latency)]

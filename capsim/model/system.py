@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from capsim.errors import ModelError, check_name, check_number, did_you_mean, fail
-from capsim.model import lowering
+from capsim.model import lowering, shedding
 from capsim.model.components import (
     CDN,
     Autoscaler,
@@ -15,12 +15,14 @@ from capsim.model.components import (
     Component,
     Database,
     Delay,
+    DelaySpike,
     Host,
     MessageQueue,
     Outage,
     Service,
 )
 from capsim.model.flows import Branch, Call, Flow, Publish, Read, Route, Write, _walk
+from capsim.model.pools import check_limits
 from capsim.schema import async_queue
 
 # which steps each kind of component accepts
@@ -40,6 +42,7 @@ class System:
 
     Variants for what-if questions are copies: ``system.evolve("db", servers=8)``.
     ``hosts`` are the boxes components may share (``Service(..., host="box")``).
+    ``spikes`` are latency spikes on hops (:class:`DelaySpike`), scheduled like ``outages``.
     """
 
     components: tuple[Component, ...]
@@ -48,6 +51,7 @@ class System:
     outages: tuple[Outage, ...] = ()
     autoscalers: tuple[Autoscaler, ...] = ()
     hosts: tuple[Host, ...] = ()
+    spikes: tuple[DelaySpike, ...] = ()
 
     def __post_init__(self) -> None:
         check_name("System", "name", self.name)
@@ -107,6 +111,14 @@ class System:
                 raise ModelError(f"System.autoscalers[{i}].max_instances: {comp.label} has "
                                  f"instances={comp.instances}; give it at least "
                                  f"{a.max_instances} (the pool to scale within)")
+        spikes = _as_tuple_or_empty("spikes", self.spikes, DelaySpike)
+        object.__setattr__(self, "spikes", spikes)
+        for i, sp in enumerate(spikes):
+            if not isinstance(by_name.get(sp.component), Delay):
+                raise ModelError(f"System.spikes[{i}].component: must name a Delay (a hop), "
+                                 f"got {sp.component!r}; delays: " + (", ".join(
+                                     sorted(c.name for c in components
+                                            if isinstance(c, Delay))) or "none"))
         hosts = _as_tuple_or_empty("hosts", self.hosts, Host)
         object.__setattr__(self, "hosts", hosts)
         _unique("hosts", [h.name for h in hosts])
@@ -134,6 +146,7 @@ class System:
                 raise ModelError(f"Flow({flow.name!r}).priority: set to {flow.priority}, but "
                                  "none of the components it calls serves by priority; give "
                                  "the contended Service discipline='priority'")
+        check_limits(self, by_name)  # bulkheads name dependencies their service calls
         total = math.fsum(f.weight for f in flows)
         if abs(total - 1.0) > 1e-6:
             shares = ", ".join(f"{f.name}={f.weight:g}" for f in flows)
@@ -230,10 +243,17 @@ class System:
         (``max_instances``), not over the pool it scales within. A worker held across
         synchronous calls counts their service time (not their waits: the analytic twin adds
         those), and retries are not counted (they depend on the waits): a lower bound, so >= 1
-        is certainly unstable; the run's own divergence check covers the rest.
+        is certainly unstable; the run's own divergence check covers the rest. Rate limits
+        and lossy hops thin the traffic they let through, and all after them on its route
+        (``capsim.model.shedding``: what a limit admits at this rate).
         """
         hits = lowering.hit_ratios(self, arrival_rate_per_s)
-        demands = self.demands(lambda c: hits[c.name])
+        work = None
+        if shedding.used(self):
+            demands, work = shedding.thinned_demands(self, arrival_rate_per_s,
+                                                     lambda c: hits[c.name])
+        else:
+            demands = self.demands(lambda c: hits[c.name])
         load = {st.name: 0.0 if st.servers is None
                 else arrival_rate_per_s * demands[st.name] / st.servers
                 for st in self.stations()}
@@ -243,7 +263,8 @@ class System:
             for k, n in enumerate(names):
                 load[n] = total / scaler.max_instances if k < scaler.max_instances else 0.0
         if self.hosts:
-            work = self.host_demands(lambda c: hits[c.name])
+            if work is None:
+                work = self.host_demands(lambda c: hits[c.name])
             for h in self.hosts:
                 load[h.name] = arrival_rate_per_s * work[h.name] / h.capacity
         return load

@@ -81,7 +81,10 @@ class CheapestResult:
             conditions.append(f"{self.peak_factor:g}x peak")
         if self.n_plus_one:
             conditions.append("one box down (N+1)")
-        head = f"Cheapest plan meeting {self.budget} at " + ", ".join(conditions)
+        from capsim.report.scaling import budget_text
+
+        head = (f"Cheapest plan meeting {budget_text(self.budget)} at "
+                + ", ".join(conditions))
         simulated = int((self.candidates["stage"] == "simulation").sum()) \
             if len(self.candidates) else 0
         cost = (f"{len(self.candidates)} plans examined, {simulated} simulated, "

@@ -447,7 +447,7 @@ class ComparisonResult:
         t = self.rows
         where = f", prices: {self.catalogue_label}" if self.catalogue_label else ""
         return (f"{len(t)} options for {self.component!r} at {self.workload.users:,.0f} users, "
-                f"{self.budget}{where}; {len(self.runs)} simulated runs"
+                f"{budget_text(self.budget)}{where}; {len(self.runs)} simulated runs"
                 f"{' and a saturation search per option' * self.simulated_saturation}, "
                 f"{self.wall_s:.1f} s")
 

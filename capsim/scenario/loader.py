@@ -23,6 +23,8 @@ from capsim.model import Budget
 from capsim.model import components as comp_mod
 from capsim.model import flows as flow_mod
 from capsim.model import profiles as profile_mod
+from capsim.model import resilience as res_mod
+from capsim.model.pools import POOL_PER, Pool
 from capsim.model.system import System
 from capsim.model.workload import ClosedWorkload, MixedWorkload, OpenWorkload
 
@@ -39,16 +41,20 @@ PROFILES = {c.__name__: c for c in (profile_mod.Constant, profile_mod.Diurnal, p
                                      profile_mod.Piecewise)}
 POPULATIONS = {c.__name__: c for c in (OpenWorkload, ClosedWorkload)}
 WORKLOADS = {**POPULATIONS, "MixedWorkload": MixedWorkload}
+# a Call's breaker, backoff and retry budget: mappings of their fields
+RESILIENCE = {"breaker": res_mod.CircuitBreaker, "backoff": res_mod.Backoff,
+              "retry_budget": res_mod.RetryBudget}
 # fields with a fixed set of values, checked here so a typo gets a "did you mean"
 CHOICES = {"discipline": comp_mod.DISCIPLINES, "balancing": comp_mod.BALANCING,
-           "read_policy": comp_mod.BALANCING, "writes": comp_mod.FAILOVER_WRITES}
+           "read_policy": comp_mod.BALANCING, "writes": comp_mod.FAILOVER_WRITES,
+           "per": POOL_PER}
 SAFE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq",
                                                   "map")}
 DISTRIBUTION_FIELDS = {"service_time", "latency", "edge_latency", "think_time", "interarrival",
                        "replication_lag", "publish_latency"}
 STEP_FIELDS = {"steps", "calls", "on_miss"}
 TOP_LEVEL = ("name", "components", "flows", "workload", "hosts", "outages", "autoscalers",
-             "budget", "run", "description")
+             "budget", "run", "description", "spikes")
 # a model error's owner: ``Flow('browse').priority: ...``, ``Service('app').host: ...``
 _OWNER = re.compile(r"^(?:(?P<kind>\w+)\((?P<name>'[^']*'|\"[^\"]*\")\)|System)\."
                     r"(?P<field>[^:\s]+): (?P<detail>.*)$", re.S)
@@ -135,7 +141,7 @@ class _Builder:
             did_you = did_you_mean(unknown[0], init_names)
             raise self.fail(_join(path, unknown[0]), f"is not a field of {cls.__name__}{did_you};"
                             f" fields: {', '.join(init_names)}", data[unknown[0]])
-        if cls in COMPONENTS.values() or cls is comp_mod.Failover:
+        if cls in COMPONENTS.values() or cls in (comp_mod.Failover, Pool):
             for k, choices in CHOICES.items():
                 if k in data:
                     self.choice(k, data[k], choices, _join(path, k))
@@ -176,6 +182,14 @@ class _Builder:
             return self.profile(value, path)
         if name == "failover" and isinstance(value, dict):
             return self.build(comp_mod.Failover, value, path)
+        if name == "pool" and isinstance(value, dict):
+            return self.build(Pool, value, path)
+        if name == "rate_limit" and isinstance(value, dict):  # a Service's or a Flow's
+            return self.build(comp_mod.RateLimit, value, path)
+        if name in RESILIENCE and isinstance(value, dict):
+            if name == "backoff" and "jitter" in value:
+                self.choice("jitter", value["jitter"], res_mod.JITTERS, _join(path, "jitter"))
+            return self.build(RESILIENCE[name], value, path)
         if name == "consumer" and isinstance(value, dict):
             return self.tagged(COMPONENTS, value, path, "a component") if len(value) == 1 \
                 and next(iter(value)) in COMPONENTS else self.build(comp_mod.Service, value, path)
@@ -276,10 +290,15 @@ def load_scenario(source: str | Path) -> Scenario:
         raise b.fail("hosts", "must be a list of hosts ({name, cores, speed})", data["hosts"])
     hosts = [b.build(comp_mod.Host, h, f"hosts[{i}]")
              for i, h in enumerate(data.get("hosts") or [])]
+    if not isinstance(data.get("spikes") or [], list):
+        raise b.fail("spikes", "must be a list of latency spikes ({component, start_s, "
+                     "duration_s, factor, extra_s})", data["spikes"])
+    spikes = [b.build(comp_mod.DelaySpike, s, f"spikes[{i}]")
+              for i, s in enumerate(data.get("spikes") or [])]
     name = str(data.get("name") or Path(where).stem)
     try:
         system = System(tuple(components), tuple(flows), name=name, outages=tuple(outages),
-                        autoscalers=tuple(scalers), hosts=tuple(hosts))
+                        autoscalers=tuple(scalers), hosts=tuple(hosts), spikes=tuple(spikes))
     except ModelError as exc:
         raise ScenarioError(_system_error(b, str(exc), components, flows, where)) from None
     workload = b.tagged(WORKLOADS, data["workload"], "workload", "a workload")

@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import typing
 
+from capsim.model.resilience import JITTERS
 from capsim.scenario.loader import (
     CHOICES,
     COMPONENTS,
@@ -15,6 +16,7 @@ from capsim.scenario.loader import (
     DISTRIBUTIONS,
     POPULATIONS,
     PROFILES,
+    RESILIENCE,
     STEP_FIELDS,
     STEPS,
     WORKLOADS,
@@ -36,11 +38,19 @@ def _field_schema(cls: type, name: str, annotation) -> dict:
         return {"$ref": "#/$defs/Service"}
     if name == "failover":
         return {"$ref": "#/$defs/Failover"}
+    if name == "pool":
+        return {"$ref": "#/$defs/Pool"}
+    if name == "rate_limit":  # a Service's or a Flow's token bucket
+        return {"$ref": "#/$defs/RateLimit"}
+    if name == "bulkheads":  # dependency -> most workers of an instance in calls to it
+        return {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}}
+    if name in RESILIENCE:
+        return {"$ref": f"#/$defs/{RESILIENCE[name].__name__}"}
     if name == "visits":
         return {"oneOf": [{"type": "integer", "minimum": 0}, {"$ref": "#/$defs/count"}]}
     if name == "populations":
         return {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/population"}}
-    if name in CHOICES and (cls in COMPONENTS.values() or name == "writes"):
+    if name in CHOICES and (cls in COMPONENTS.values() or name in ("writes", "per")):
         return {"type": "string", "enum": list(CHOICES[name])}
     if name == "options":
         return {"type": "array", "items": {
@@ -106,11 +116,19 @@ def json_schema() -> dict:
     from capsim.model.budget import BOUNDS, Budget
     from capsim.model.components import Autoscaler, Failover, Host, Outage
     from capsim.model.flows import Flow
+    from capsim.model.pools import Pool
 
     defs["Flow"] = _object(Flow)
-    for cls in (Host, Outage, Autoscaler, Failover, Budget, RunSettings):
+    for cls in (Host, Outage, Autoscaler, Failover, Pool, Budget, RunSettings):
         defs[cls.__name__] = _object(cls)
     defs["Budget"]["properties"]["bound"]["enum"] = list(BOUNDS)
+    for cls in RESILIENCE.values():  # a Call's breaker, backoff, retry_budget
+        defs[cls.__name__] = _object(cls)
+    defs["Backoff"]["properties"]["jitter"]["enum"] = list(JITTERS)
+    from capsim.model.components import DelaySpike, RateLimit
+
+    for cls in (RateLimit, DelaySpike):  # load shedding, latency spikes on hops
+        defs[cls.__name__] = _object(cls)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "capsim scenario",
@@ -126,6 +144,7 @@ def json_schema() -> dict:
             "hosts": {"type": "array", "items": {"$ref": "#/$defs/Host"}},
             "outages": {"type": "array", "items": {"$ref": "#/$defs/Outage"}},
             "autoscalers": {"type": "array", "items": {"$ref": "#/$defs/Autoscaler"}},
+            "spikes": {"type": "array", "items": {"$ref": "#/$defs/DelaySpike"}},
             "budget": {"$ref": "#/$defs/Budget"},
             "run": {"$ref": "#/$defs/RunSettings"},
         },
