@@ -51,6 +51,7 @@ class ShardFailover:
         self.failures: list[list] = []
         self.errors = self.lost = 0
         self.changes = 0
+        self._promoting: Station | None = None  # the replica chosen at detection
 
     # -- the request path ----------------------------------------------------------------
     def refuse(self, cust: Customer) -> None:

@@ -205,11 +205,8 @@ def _share(errors: int, ok: int) -> float:
 
 
 def _wilson(k: int, n: int, confidence: float) -> tuple[float, float]:
-    """Wilson score interval of a proportion k / n (sensible at 0 and at n)."""
+    """Wilson score interval of a proportion k / n (sensible at 0 and at n), by scipy."""
     from scipy import stats
 
-    z = stats.norm.ppf(0.5 + confidence / 2)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)

@@ -283,7 +283,7 @@ def failover_jobs(key: tuple, deployed: System, component: str, target: OpenWork
     """Runs with ``component``'s primary failing mid-run, when it is a database with a
     failover: about ``requests / 2`` pages before the failure (at least 20 s), then long
     enough for four times the detection and promotion (at least 60 s)."""
-    from capsim.scaling.failover import _failover_run
+    from capsim.scaling.failover import failover_run
 
     db = next((c for c in deployed.components if c.name == component), None)  # or a host
     if not isinstance(db, Database) or db.failover is None:
@@ -292,7 +292,7 @@ def failover_jobs(key: tuple, deployed: System, component: str, target: OpenWork
     duration = fail_at + max(4 * db.failover.recovery_s, 60.0)
     failing = replace(deployed, outages=(*deployed.outages,
                                          Outage(component, fail_at, duration)))
-    return [Job((*key, r), _failover_run, "failover-run", failing, target, duration, s,
+    return [Job((*key, r), failover_run, "failover-run", failing, target, duration, s,
                 min(WARMUP_SHARE * duration, fail_at / 2),
                 settings=(fail_at, db.failover.recovery_s))
             for r, s in enumerate(replication_seeds(seed, replications))]

@@ -27,7 +27,7 @@ from capsim.model import Database, Failover, OpenWorkload, Outage, System
 from capsim.scaling.options import after_failover
 from capsim.schema import ALL_FLOWS
 
-__all__ = ["FailoverResult", "simulate_failover", "twin_states"]
+__all__ = ["FailoverResult", "failover_run", "simulate_failover", "twin_states"]
 
 WINDOW_S = 5.0  # p99 per window of arrival time, for the timeline and the recovery
 
@@ -44,7 +44,8 @@ def twin_states(system: System, workload: OpenWorkload, database: str) -> pd.Dat
         lat = twin.latency().set_index("flow")
         flow = ALL_FLOWS if ALL_FLOWS in lat.index else lat.index[0]
         comp = twin.components()
-        mine = comp[comp["component"].str.startswith(database)]
+        names = comp["component"]
+        mine = comp[(names == database) | names.str.startswith(f"{database}/")]
         busiest = mine.loc[mine["offered_load"].idxmax()] if len(mine) else None
         rows.append({"state": state, "stable": bool(twin.stable),
                      "p99_s": float(lat.loc[flow, "p99_s"]) if twin.stable else math.inf,
@@ -56,7 +57,7 @@ def twin_states(system: System, workload: OpenWorkload, database: str) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def _failover_run(job: Job) -> pd.DataFrame:
+def failover_run(job: Job) -> pd.DataFrame:
     """One run with the failure: its failover log (one row per failed shard primary) plus
     the run's latency before and during the failover and the p99's recovery."""
     from capsim.report.timeseries import latency_of_arrivals, latency_timeseries, recovery
@@ -167,7 +168,7 @@ def simulate_failover(system: System, workload: OpenWorkload, database: str, *,
     outage = Outage(database, fail_at_s, outage_s or duration - fail_at_s + 1.0)
     failing = replace(system, outages=(*system.outages, outage))
     started = time.perf_counter()
-    jobs = [Job(r, _failover_run, "failover-run", failing, workload, duration, s, warmup_s,
+    jobs = [Job(r, failover_run, "failover-run", failing, workload, duration, s, warmup_s,
                 settings=(fail_at_s, bound))
             for r, s in enumerate(replication_seeds(seed, replications))]
     with Runner(executor=executor, processes=processes, store=None, progress=progress,
